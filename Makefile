@@ -1,0 +1,85 @@
+# labrig — thin wrappers over ansible-playbook and `python -m verify`.
+# `make help` lists the targets. Variables: HOST (host or group pattern; empty = whole inventory),
+# INVENTORY (default ./inventory), ARGS (extra ansible-playbook arguments).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+INVENTORY ?= inventory
+HOST ?=
+ARGS ?=
+RUN ?=
+CPU_ONLY ?=
+FRAMEWORK ?=
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(BIN):$(PATH)
+
+LIMIT = $(if $(HOST),--limit '$(HOST)',)
+PLAYBOOK = $(BIN)/ansible-playbook -i '$(INVENTORY)' $(LIMIT)
+VERIFY_VARS = $(if $(CPU_ONLY),-e verify_cpu_only=true,) $(if $(FRAMEWORK),-e verify_framework=$(FRAMEWORK),)
+
+.PHONY: help setup test lint unit fleet-test provision check verify report fleet-up fleet-down \
+	bench-verify bench-fleet _inventory
+
+help: ## this list
+	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
+
+setup: ## create .venv with the pinned toolchain, and the test harness's Debian packages (as root)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[controller]'
+	tests/fleet/install-host-packages.sh
+
+test: lint unit fleet-test ## everything CI runs: lint, fast tests, then the real-host fleet tests
+
+lint: ## ruff, yamllint, ansible-lint (production profile), syntax-check of every playbook
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --offline -q
+	for pb in playbooks/*.yml; do \
+	  $(BIN)/ansible-playbook -i inventory.example --syntax-check "$$pb" >/dev/null; done
+	@echo "lint: ok"
+
+unit: ## fast tests: verify suite, reports, role logic rendered through Ansible
+	$(BIN)/python -m pytest -q tests/unit tests/roles
+
+fleet-test: ## boot a local fleet of real Debian 12 hosts and run provision + verify against it
+	tests/fleet/e2e.sh
+
+_inventory:
+	@[ -f '$(INVENTORY)' ] || [ -d '$(INVENTORY)' ] || { \
+	  echo "error: inventory '$(INVENTORY)' not found: copy inventory.example to inventory, or pass INVENTORY=path" >&2; exit 2; }
+	@if [ -n '$(HOST)' ]; then \
+	  known=$$($(BIN)/ansible -i '$(INVENTORY)' all --list-hosts 2>/dev/null | tail -n +2 | xargs); \
+	  for pattern in $$(echo '$(HOST)' | tr ',:' '  '); do \
+	    case "$$pattern" in '!'*|'&'*) continue;; esac; \
+	    n=$$($(BIN)/ansible -i '$(INVENTORY)' "$$pattern" --list-hosts 2>/dev/null | sed -n '1s/.*hosts (\([0-9]*\)).*/\1/p'); \
+	    if [ "$${n:-0}" = 0 ]; then \
+	      echo "error: HOST=$$pattern is not a host or group in $(INVENTORY); known hosts: $$known" >&2; exit 2; fi; \
+	  done; fi
+
+provision: _inventory ## provision HOST (or every host); a failing host never stops the others
+	$(PLAYBOOK) playbooks/provision.yml $(ARGS)
+
+check: _inventory ## dry run of provision with --check --diff: what would change on HOST
+	$(PLAYBOOK) playbooks/provision.yml --check --diff $(ARGS)
+
+verify: _inventory ## run the verify suite on HOST (or every host) and print the fleet report
+	$(PLAYBOOK) playbooks/verify.yml $(VERIFY_VARS) $(ARGS)
+
+report: ## re-render the latest fleet report (RUN=<id> for an older one)
+	$(BIN)/python -m verify.fleet report $(if $(RUN),--run '$(RUN)',)
+
+fleet-up: ## boot the local test fleet (root; see README "Try it on a local fleet")
+	tests/fleet/fleet.sh up
+
+fleet-down: ## stop the local test fleet and remove everything it started
+	tests/fleet/fleet.sh down
+
+bench-verify: ## wall time of the verify suite and of each check, CPU only
+	$(BIN)/python benchmarks/verify_time.py
+
+bench-fleet: ## provisioning wall time 1 vs 3 hosts, no-op rerun ratio, cache bytes (root)
+	benchmarks/fleet.sh
