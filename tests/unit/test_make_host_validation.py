@@ -1,0 +1,60 @@
+"""`make provision HOST=…` refuses an unknown host before Ansible touches anything."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+INVENTORY = """\
+[gpu_ampere]
+ws01 ansible_host=127.0.0.1
+ws02 ansible_host=127.0.0.1
+
+[gpu_hopper]
+ws03 ansible_host=127.0.0.1
+"""
+
+
+@pytest.fixture()
+def inventory(tmp_path: Path) -> Path:
+    path = tmp_path / "inventory.ini"
+    path.write_text(INVENTORY)
+    return path
+
+
+def make(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "-s", "--no-print-directory", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_unknown_host_fails_at_once_and_lists_the_known_hosts(inventory: Path) -> None:
+    result = make("_inventory", f"INVENTORY={inventory}", "HOST=nosuchhost")
+    assert result.returncode == 2
+    assert "HOST=nosuchhost is not a host or group" in result.stderr
+    assert "known hosts: ws01 ws02 ws03" in result.stderr
+
+
+def test_one_unknown_name_in_a_list_is_enough_to_refuse(inventory: Path) -> None:
+    result = make("_inventory", f"INVENTORY={inventory}", "HOST=ws01,ws09")
+    assert result.returncode == 2
+    assert "HOST=ws09" in result.stderr
+
+
+def test_hosts_and_groups_are_accepted(inventory: Path) -> None:
+    result = make("_inventory", f"INVENTORY={inventory}", "HOST=ws01,gpu_hopper")
+    assert result.returncode == 0, result.stderr
+
+
+def test_missing_inventory_names_the_fix(tmp_path: Path) -> None:
+    result = make("_inventory", f"INVENTORY={tmp_path / 'nope'}", "HOST=ws01")
+    assert result.returncode == 2
+    assert "copy inventory.example to inventory" in result.stderr
