@@ -1,0 +1,113 @@
+"""Command line of the fleet report (see the package docstring)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from verify.fleet.history import diff_fleets, format_diff, load_fleet, resolve_run
+from verify.fleet.merge import build_fleet, update_latest, write_fleet
+from verify.fleet.summary import render_summary
+
+DEFAULT_REPORTS_DIR = "reports"
+
+
+def _width(requested: int | None) -> int:
+    if requested:
+        return requested
+    # Under Ansible there is no terminal: fall back to a width that still fits most screens.
+    return shutil.get_terminal_size(fallback=(132, 40)).columns
+
+
+def _render(run_dir: Path, args: argparse.Namespace) -> int:
+    fleet = build_fleet(run_dir, flag_below=args.flag_below)
+    paths = write_fleet(fleet, run_dir)
+    sys.stdout.write(
+        render_summary(
+            fleet, width=_width(args.width), gpu_rows=args.gpu_rows, report_path=str(paths["html"])
+        )
+    )
+    return 0 if fleet["totals"]["ok"] else 1
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    status = _render(run_dir, args)
+    if not args.no_latest:
+        update_latest(Path(args.reports_dir) if args.reports_dir else run_dir.parent, run_dir)
+    return status
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    run_dir = resolve_run(Path(args.reports_dir or DEFAULT_REPORTS_DIR), args.run)
+    _render(run_dir, args)
+    # Re-rendering is a view: the fleet's verdict was the exit code of the run itself.
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    reports_dir = Path(args.reports_dir or DEFAULT_REPORTS_DIR)
+    run_a = resolve_run(reports_dir, args.run_a)
+    run_b = resolve_run(reports_dir, args.run_b)
+    changes = diff_fleets(load_fleet(run_a), load_fleet(run_b))
+    sys.stdout.write(format_diff(changes, run_a.name, run_b.name))
+    return 1 if args.fail_on_regression and any(c.regression for c in changes) else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m verify.fleet", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def render_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--width", type=int, help="terminal width (default: detected, or 132)")
+        p.add_argument(
+            "--gpu-rows",
+            choices=("auto", "all", "failed"),
+            default="auto",
+            help="GPU lines in the summary: all, only failing, or all unless over 200 lines",
+        )
+        p.add_argument(
+            "--flag-below",
+            type=float,
+            default=float(os.environ.get("LABRIG_FLAG_BELOW", "0.8")),
+            help="flag a GPU under this ratio to its model's median (default 0.8)",
+        )
+
+    merge = sub.add_parser("merge", help="merge a run folder's host reports")
+    merge.add_argument("run_dir")
+    merge.add_argument("--reports-dir", help="where `latest` lives (default: RUN_DIR's parent)")
+    merge.add_argument("--no-latest", action="store_true", help="leave reports/latest alone")
+    render_options(merge)
+    merge.set_defaults(func=cmd_merge)
+
+    report = sub.add_parser("report", help="re-render a run (default: the latest)")
+    report.add_argument("--run", help="run id (folder name under the reports dir) or a path")
+    report.add_argument("--reports-dir", help=f"default: ./{DEFAULT_REPORTS_DIR}")
+    render_options(report)
+    report.set_defaults(func=cmd_report)
+
+    diff = sub.add_parser("diff", help="checks that changed state between two runs")
+    diff.add_argument("run_a")
+    diff.add_argument("run_b")
+    diff.add_argument("--reports-dir", help=f"default: ./{DEFAULT_REPORTS_DIR}")
+    diff.add_argument(
+        "--fail-on-regression", action="store_true", help="exit 1 when a check went bad"
+    )
+    diff.set_defaults(func=cmd_diff)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

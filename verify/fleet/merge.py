@@ -1,0 +1,260 @@
+"""Read a run folder of per-host reports and build the fleet document every view renders.
+
+A run folder holds `<host>.json` per host (CONTRACTS.md section 2, or the stand-in the verify
+playbook writes for a host where the suite could not run) and, once merged, `fleet.json`,
+`fleet.junit.xml` and `fleet.html`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from verify.fleet.compare import compare_fleet
+from verify.result import CheckResult, Status
+
+FLEET_SCHEMA = "labrig.fleet/1"
+MERGED_NAMES = ("fleet.json", "fleet.junit.xml", "fleet.html")
+
+HOST_OK = "ok"
+HOST_FAILED = "failed"
+HOST_UNREACHABLE = "unreachable"
+HOST_SUITE_ERROR = "suite_error"
+HOST_STATES = (HOST_OK, HOST_FAILED, HOST_UNREACHABLE, HOST_SUITE_ERROR)
+
+_NOT_PASSING = (Status.FAILED, Status.ERROR)
+
+
+def natural_key(text: str) -> list[Any]:
+    """Sort node2 before node10, as a lab admin reads host names."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def read_host_report(path: Path) -> dict[str, Any]:
+    """One host's report; an unreadable file becomes a suite error instead of stopping the merge."""
+    host = path.name.removesuffix(".json")
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(report, dict):
+            raise ValueError("top level is not an object")
+    except (OSError, ValueError) as exc:
+        return {"host": host, "checks": [], "exit_code": 2, "suite_error": f"unreadable: {exc}"}
+    report.setdefault("host", host)
+    return report
+
+
+def host_report_paths(run_dir: Path) -> list[Path]:
+    paths = [p for p in run_dir.glob("*.json") if p.name not in MERGED_NAMES]
+    return sorted(paths, key=lambda p: natural_key(p.name))
+
+
+def first_failure(checks: list[CheckResult]) -> CheckResult | None:
+    """The check a reader should look at first: a blocking one, else an advisory failure."""
+    for check in checks:
+        if check.blocking:
+            return check
+    for check in checks:
+        if check.status in _NOT_PASSING:
+            return check
+    return None
+
+
+def count_statuses(checks: list[CheckResult]) -> dict[str, int]:
+    counts = {status.value: 0 for status in Status}
+    for check in checks:
+        counts[check.status.value] += 1
+    return counts
+
+
+def host_state(report: dict[str, Any]) -> tuple[str, str]:
+    """(state, one-line reason) of a host from its report."""
+    if report.get("unreachable"):
+        return HOST_UNREACHABLE, str(report.get("suite_error") or "host did not answer")
+    if report.get("suite_error"):
+        return HOST_SUITE_ERROR, str(report["suite_error"])
+    checks = [CheckResult.from_dict(c) for c in report.get("checks") or []]
+    failure = first_failure([c for c in checks if c.blocking])
+    if failure is not None:
+        where = f" gpu{failure.gpu}" if failure.gpu is not None else ""
+        return HOST_FAILED, f"{failure.check_id}{where}: {failure.reason}"
+    exit_code = report.get("exit_code", 0)
+    if exit_code not in (0, None):
+        # The suite said it failed but no check explains why: never report that host as ok.
+        return HOST_SUITE_ERROR, f"suite exited {exit_code} without a failing check"
+    if not checks:
+        return HOST_SUITE_ERROR, "report has no checks"
+    return HOST_OK, "all required checks passed"
+
+
+def host_model(host: dict[str, Any]) -> str:
+    """ "2x NVIDIA GeForce RTX 3090", "no GPU" for a verified host without one, "" when unknown."""
+    names = [g.get("name") or "?" for g in host.get("gpus") or []]
+    if not names:
+        return "no GPU" if host.get("state") in (HOST_OK, HOST_FAILED) else ""
+    distinct = sorted(set(names))
+    return f"{len(names)}x {distinct[0]}" if len(distinct) == 1 else f"{len(names)} GPUs, mixed"
+
+
+@dataclass
+class SubjectRow:
+    """The checks of one subject: a host's own checks (gpu None) or one of its GPUs."""
+
+    host: str
+    gpu: int | None
+    gpu_name: str | None
+    checks: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.host if self.gpu is None else f"{self.host}.gpu{self.gpu}"
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return count_statuses(self.checks)
+
+    @property
+    def first_failure(self) -> CheckResult | None:
+        return first_failure(self.checks)
+
+    @property
+    def ok(self) -> bool:
+        return not any(c.blocking for c in self.checks)
+
+    def measurement(self, check_id: str, key: str) -> Any:
+        for check in self.checks:
+            if check.check_id == check_id and key in check.measurements:
+                return check.measurements[key]
+        return None
+
+
+def subject_rows(report: dict[str, Any]) -> list[SubjectRow]:
+    """Host row first, then one row per GPU, in index order."""
+    host = report["host"]
+    names = {g.get("index"): g.get("name") for g in report.get("gpus") or []}
+    host_row = SubjectRow(host, None, None)
+    gpu_rows: dict[int, SubjectRow] = {
+        index: SubjectRow(host, index, name) for index, name in names.items() if index is not None
+    }
+    for raw in report.get("checks") or []:
+        check = CheckResult.from_dict(raw)
+        if check.gpu is None:
+            host_row.checks.append(check)
+        else:
+            row = gpu_rows.setdefault(check.gpu, SubjectRow(host, check.gpu, None))
+            row.checks.append(check)
+    return [host_row, *(gpu_rows[i] for i in sorted(gpu_rows))]
+
+
+def _host_entry(report: dict[str, Any]) -> dict[str, Any]:
+    state, reason = host_state(report)
+    checks = [CheckResult.from_dict(c) for c in report.get("checks") or []]
+    return {
+        "host": report["host"],
+        "state": state,
+        "reason": reason,
+        "started": report.get("started"),
+        "duration_s": report.get("duration_s"),
+        "labrig_version": report.get("labrig_version"),
+        "mode": report.get("mode"),
+        "framework": report.get("framework"),
+        "versions": report.get("versions") or {},
+        "gpus": report.get("gpus") or [],
+        "exit_code": report.get("exit_code"),
+        "unreachable": bool(report.get("unreachable")),
+        "suite_error": report.get("suite_error"),
+        "counts": count_statuses(checks),
+        "checks": [_check_dict(c) for c in checks],
+    }
+
+
+def _check_dict(check: CheckResult) -> dict[str, Any]:
+    """CheckResult.to_dict() without dataclasses.asdict's deep copy: 10x faster at 20k checks."""
+    return {
+        "check_id": check.check_id,
+        "status": check.status.value,
+        "reason": check.reason,
+        "severity": check.severity.value,
+        "gpu": check.gpu,
+        "measurements": check.measurements,
+        "duration_s": check.duration_s,
+        "framework": check.framework,
+    }
+
+
+def fleet_totals(hosts: list[dict[str, Any]]) -> dict[str, Any]:
+    states = {state: 0 for state in HOST_STATES}
+    checks = {status.value: 0 for status in Status}
+    gpus = failing_gpus = 0
+    for entry in hosts:
+        states[entry["state"]] += 1
+        for status, n in entry["counts"].items():
+            checks[status] += n
+        for row in subject_rows(entry):
+            if row.gpu is not None:
+                gpus += 1
+                failing_gpus += 0 if row.ok else 1
+    return {
+        "hosts": len(hosts),
+        "states": states,
+        "gpus": gpus,
+        "failing_gpus": failing_gpus,
+        "checks": checks,
+        "ok": bool(hosts) and states[HOST_OK] == len(hosts),
+    }
+
+
+def build_fleet(run_dir: Path, *, flag_below: float = 0.8) -> dict[str, Any]:
+    """The fleet document (written as fleet.json, embedded in fleet.html)."""
+    run_dir = Path(run_dir)
+    paths = host_report_paths(run_dir)
+    if not paths:
+        raise FileNotFoundError(f"no host reports (*.json) in {run_dir}")
+    hosts = [_host_entry(read_host_report(p)) for p in paths]
+    return {
+        "schema": FLEET_SCHEMA,
+        "run_id": run_dir.resolve().name,
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "totals": fleet_totals(hosts),
+        "comparison": compare_fleet(hosts, flag_below=flag_below),
+        "hosts": hosts,
+    }
+
+
+def write_fleet(fleet: dict[str, Any], run_dir: Path) -> dict[str, Path]:
+    """Write fleet.json, fleet.junit.xml and fleet.html next to the host reports."""
+    from verify.fleet.html import render_html
+    from verify.fleet.junit import render_junit
+
+    run_dir = Path(run_dir)
+    outputs = {
+        "json": (run_dir / "fleet.json", json.dumps(fleet, separators=(",", ":")) + "\n"),
+        "junit": (run_dir / "fleet.junit.xml", render_junit(fleet)),
+        "html": (run_dir / "fleet.html", render_html(fleet)),
+    }
+    for path, text in outputs.values():
+        _write_atomically(path, text)
+    return {kind: path for kind, (path, _) in outputs.items()}
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # A reader (a browser tab on fleet.html, CI picking up the XML) never sees half a file.
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def update_latest(reports_dir: Path, run_dir: Path) -> Path:
+    """Point `reports_dir/latest` at run_dir (relative, so the folder can be moved or copied)."""
+    link = Path(reports_dir) / "latest"
+    target = os.path.relpath(Path(run_dir).resolve(), Path(reports_dir).resolve())
+    tmp = link.with_name(".latest.tmp")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(target)
+    os.replace(tmp, link)
+    return link

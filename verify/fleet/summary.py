@@ -1,0 +1,195 @@
+"""The fleet summary printed at the end of `make verify`: one line per host and per GPU.
+
+Every line fits the terminal width: long reasons are cut, never wrapped, so 200 hosts still
+read as a table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from verify.fleet.merge import SubjectRow, host_model, subject_rows
+
+# Beyond this many lines, GPUs with no failing check are folded into their host's line.
+AUTO_GPU_ROW_LIMIT = 200
+
+_STATE_LABELS = {
+    "ok": "ok",
+    "failed": "FAILED",
+    "unreachable": "UNREACH",
+    "suite_error": "NO-SUITE",
+}
+
+_COLUMNS = (
+    # (title, width, align)
+    ("HOST / GPU", 0, "<"),
+    ("STATE", 8, "<"),
+    ("PASS", 4, ">"),
+    ("FAIL", 4, ">"),
+    ("SKIP", 4, ">"),
+    ("GPU MODEL", 20, "<"),
+    ("DRIVER", 10, "<"),
+    ("CUDA", 5, "<"),
+    ("MLP ACC", 7, ">"),
+    ("MLP s", 6, ">"),
+    ("FIRST FAILURE", 0, "<"),
+)
+
+
+def cut(text: str, width: int) -> str:
+    indent = str(text)[: len(str(text)) - len(str(text).lstrip(" "))]
+    text = indent + " ".join(str(text).split())
+    if width <= 0:
+        return ""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _fmt_number(value: Any, digits: int) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def _failure_text(row: SubjectRow) -> str:
+    failure = row.first_failure
+    if failure is None:
+        return ""
+    return f"{failure.check_id}: {failure.reason}"
+
+
+def _short_model(name: str) -> str:
+    # Every model in this column is NVIDIA's: the vendor prefix only costs width.
+    return name.replace("NVIDIA ", "")
+
+
+def _cells_for_host(host: dict[str, Any], rows: list[SubjectRow]) -> list[str]:
+    """The host's line counts all its checks (its own and its GPUs') and names its first failure."""
+    counts = host["counts"]
+    own = rows[0]
+    versions = host.get("versions") or {}
+    if host["state"] in ("unreachable", "suite_error"):
+        return [
+            host["host"],
+            _STATE_LABELS[host["state"]],
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            host["reason"],
+        ]
+    return [
+        host["host"],
+        _STATE_LABELS[host["state"]],
+        str(counts["passed"]),
+        str(counts["failed"] + counts["error"]),
+        str(counts["skipped"]),
+        _short_model(host_model(host)) or "-",
+        versions.get("driver") or "-",
+        versions.get("cuda_driver") or "-",
+        _fmt_number(own.measurement("workload.mlp", "accuracy"), 3),
+        _fmt_number(own.measurement("workload.mlp", "train_time_s"), 2),
+        "" if host["state"] == "ok" else host["reason"],
+    ]
+
+
+def _cells_for_gpu(row: SubjectRow) -> list[str]:
+    counts = row.counts
+    return [
+        f"  gpu{row.gpu}",
+        "ok" if row.ok else "FAILED",
+        str(counts["passed"]),
+        str(counts["failed"] + counts["error"]),
+        str(counts["skipped"]),
+        _short_model(row.gpu_name or "?"),
+        "",
+        "",
+        _fmt_number(row.measurement("workload.mlp", "accuracy"), 3),
+        _fmt_number(row.measurement("workload.mlp", "train_time_s"), 2),
+        _failure_text(row),
+    ]
+
+
+def _fit(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _layout(lines: list[list[str]], width: int) -> list[int]:
+    host_width = max([len(_COLUMNS[0][0]), *(len(cells[0]) for cells in lines)])
+    widths = [min(host_width, 28), *(w for _, w, _ in _COLUMNS[1:-1])]
+    used = sum(widths) + len(widths)  # one space after each fixed column
+    widths.append(max(width - used, 12))
+    return widths
+
+
+def _format(cells: list[str], widths: list[int]) -> str:
+    parts = []
+    for (_, _, align), cell, w in zip(_COLUMNS, cells, widths, strict=True):
+        parts.append(f"{cut(cell, w):{align}{w}}")
+    return " ".join(parts).rstrip()
+
+
+def render_summary(
+    fleet: dict[str, Any], *, width: int = 120, gpu_rows: str = "auto", report_path: str = ""
+) -> str:
+    """The terminal table; gpu_rows is "all", "failed" (only failing GPUs) or "auto"."""
+    hosts = fleet["hosts"]
+    per_host = [(host, subject_rows(host)) for host in hosts]
+    total_rows = sum(len(rows) for _, rows in per_host)
+    show_all = gpu_rows == "all" or (gpu_rows == "auto" and total_rows <= AUTO_GPU_ROW_LIMIT)
+
+    lines: list[list[str]] = []
+    hidden = 0
+    for host, rows in per_host:
+        lines.append(_cells_for_host(host, rows))
+        for row in rows[1:]:
+            if show_all or not row.ok:
+                lines.append(_cells_for_gpu(row))
+            else:
+                hidden += 1
+    widths = _layout(lines, width)
+    out = [_fit(_format([title for title, _, _ in _COLUMNS], widths), width)]
+    out.append("-" * min(width, sum(widths) + len(widths) - 1))
+    # On a very narrow terminal even the fixed columns overflow: cut the line, never wrap it.
+    out.extend(_fit(_format(cells, widths), width) for cells in lines)
+    out.append("-" * min(width, sum(widths) + len(widths) - 1))
+    if hidden:
+        out.append(f"({hidden} passing GPU rows folded into their hosts: --gpu-rows all)")
+    out.extend(cut(line, width) for line in _slow_gpu_lines(fleet))
+    out.extend(cut(line, width) for line in totals_line(fleet).split("\n"))
+    if report_path:
+        out.append(cut(f"report: {report_path}", width))
+    return "\n".join(out) + "\n"
+
+
+def _slow_gpu_lines(fleet: dict[str, Any]) -> list[str]:
+    comparison = fleet.get("comparison") or {}
+    labels = {m["key"]: m["label"] for m in comparison.get("metrics", [])}
+    lines = []
+    by_gpu = {(g["host"], g["gpu"]): g for g in comparison.get("gpus", [])}
+    for flagged in comparison.get("flagged", []):
+        entry = by_gpu[(flagged["host"], flagged["gpu"])]
+        ratios = ", ".join(f"{labels[k]} {entry['ratios'][k]:.2f}x" for k in flagged["metrics"])
+        lines.append(
+            f"slow vs {entry['model']} median: {entry['host']} gpu{entry['gpu']}: {ratios}"
+        )
+    return lines
+
+
+def totals_line(fleet: dict[str, Any]) -> str:
+    totals = fleet["totals"]
+    states = totals["states"]
+    checks = totals["checks"]
+    """Two lines: the verdict with host counts, then GPUs and checks."""
+    flagged = len((fleet.get("comparison") or {}).get("flagged", []))
+    verdict = "FLEET OK" if totals["ok"] else "FLEET FAILED"
+    return (
+        f"{verdict}: {totals['hosts']} hosts: {states['ok']} ok, {states['failed']} failed, "
+        f"{states['unreachable']} unreachable, {states['suite_error']} suite not run\n"
+        f"  {totals['gpus']} GPUs, {totals['failing_gpus']} failing, {flagged} slow · checks "
+        f"{checks['passed']} passed, {checks['failed']} failed, {checks['error']} errors, "
+        f"{checks['skipped']} skipped"
+    )

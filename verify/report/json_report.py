@@ -1,0 +1,98 @@
+"""The per-host JSON report (schema `labrig.verify/1`, see verify/CONTRACTS.md section 2)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from verify import __version__
+from verify.checks.driver import cuda_version_text
+from verify.result import REPORT_SCHEMA, CheckResult, Status
+
+
+def summarise(results: list[CheckResult]) -> dict[str, Any]:
+    counts = {status.value: 0 for status in Status}
+    for item in results:
+        counts[item.status.value] += 1
+    blocking = [item for item in results if item.blocking]
+    first = blocking[0] if blocking else None
+    return {
+        **counts,
+        "ok": not blocking,
+        "first_failure": (
+            {"check_id": first.check_id, "gpu": first.gpu, "reason": first.reason}
+            if first
+            else None
+        ),
+    }
+
+
+def _value(outcome: dict[str, Any] | None) -> Any:
+    return (outcome or {}).get("value")
+
+
+def gpu_inventory(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+    inventory = []
+    for device in snapshot["nvml"].get("gpus") or []:
+        capability = _value(device.get("nvmlDeviceGetCudaComputeCapability"))
+        memory = _value(device.get("nvmlDeviceGetMemoryInfo")) or {}
+        pci = _value(device.get("nvmlDeviceGetPciInfo_v3")) or {}
+        inventory.append(
+            {
+                "index": device["index"],
+                "name": _value(device.get("nvmlDeviceGetName")),
+                "uuid": _value(device.get("nvmlDeviceGetUUID")),
+                "pci_bus_id": pci.get("busId"),
+                "compute_capability": f"{capability[0]}.{capability[1]}" if capability else None,
+                "memory_total_mib": memory["total"] // 2**20 if "total" in memory else None,
+            }
+        )
+    return inventory
+
+
+def versions(snapshot: dict[str, Any]) -> dict[str, Any]:
+    nvml = snapshot["nvml"]
+    cuda = _value(nvml.get("nvmlSystemGetCudaDriverVersion_v2"))
+    return {
+        "driver": _value(nvml.get("nvmlSystemGetDriverVersion")),
+        "cuda_driver": cuda_version_text(cuda) if cuda else None,
+        "nvml": _value(nvml.get("nvmlSystemGetNVMLVersion")),
+        "python": snapshot.get("python"),
+        "kernel": snapshot.get("kernel"),
+    }
+
+
+def build_report(
+    snapshot: dict[str, Any],
+    results: list[CheckResult],
+    *,
+    host: str,
+    started: str,
+    duration_s: float,
+    cpu_only: bool,
+    exit_code: int,
+    phases: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    probe = snapshot.get("framework") or {}
+    return {
+        "schema": REPORT_SCHEMA,
+        "host": host,
+        "started": started,
+        "duration_s": round(duration_s, 3),
+        # Where the time went: gathering includes importing the framework.
+        "phases": phases or {},
+        "labrig_version": __version__,
+        "mode": "cpu-only" if cpu_only else "gpu",
+        "framework": {"name": probe.get("name"), "version": probe.get("version")},
+        "versions": versions(snapshot),
+        "gpus": gpu_inventory(snapshot),
+        "checks": [item.to_dict() for item in results],
+        "summary": summarise(results),
+        "exit_code": exit_code,
+    }
+
+
+def write(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

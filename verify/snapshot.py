@@ -1,0 +1,289 @@
+"""Gather every fact the host checks need, once, into a JSON-serialisable snapshot.
+
+This is the only I/O of the host checks: `verify.checks` are pure functions over the dict built
+here, so a snapshot recorded on a real workstation (`python -m verify --record-snapshot PATH`)
+replays exactly (`--snapshot PATH`).
+
+Every query is stored as `{"value": ...}` or `{"error": "<exception class>", "message": "..."}`,
+never dropped: a check must be able to tell "not supported on this GPU" (skipped) from "failed".
+NVML results are stored under the name of the pynvml function that produced them, converted to
+plain JSON types (ctypes structures become dicts with their field names).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime as dt
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from verify import __version__
+
+SNAPSHOT_FORMAT = "labrig.snapshot/1"
+
+PROC_MODULES = Path("/proc/modules")
+PROC_DRIVER_VERSION = Path("/proc/driver/nvidia/version")
+
+# nvidia-smi is asked for the same facts NVML gives, through the tool admins know: when the two
+# disagree, or only nvidia-smi fails, the driver install is broken in a way NVML alone hides.
+SMI_QUERY_FIELDS = (
+    "index",
+    "name",
+    "driver_version",
+    "pci.bus_id",
+    "memory.total",
+    "persistence_mode",
+    "pcie.link.width.current",
+    "pcie.link.width.max",
+    "temperature.gpu",
+)
+SMI_TIMEOUT_S = 60
+
+# Per-GPU NVML queries: snapshot key -> (pynvml function name, constant names passed after the
+# handle). The key is the function name, plus ":ARG" where the same function is asked twice.
+GPU_QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "nvmlDeviceGetName": ("nvmlDeviceGetName", ()),
+    "nvmlDeviceGetUUID": ("nvmlDeviceGetUUID", ()),
+    "nvmlDeviceGetPciInfo_v3": ("nvmlDeviceGetPciInfo_v3", ()),
+    "nvmlDeviceGetCudaComputeCapability": ("nvmlDeviceGetCudaComputeCapability", ()),
+    "nvmlDeviceGetMemoryInfo": ("nvmlDeviceGetMemoryInfo", ()),
+    "nvmlDeviceGetEccMode": ("nvmlDeviceGetEccMode", ()),
+    "nvmlDeviceGetTotalEccErrors:UNCORRECTED:VOLATILE": (
+        "nvmlDeviceGetTotalEccErrors",
+        ("NVML_MEMORY_ERROR_TYPE_UNCORRECTED", "NVML_VOLATILE_ECC"),
+    ),
+    "nvmlDeviceGetRetiredPagesPendingStatus": ("nvmlDeviceGetRetiredPagesPendingStatus", ()),
+    "nvmlDeviceGetRemappedRows": ("nvmlDeviceGetRemappedRows", ()),
+    "nvmlDeviceGetCurrPcieLinkWidth": ("nvmlDeviceGetCurrPcieLinkWidth", ()),
+    "nvmlDeviceGetMaxPcieLinkWidth": ("nvmlDeviceGetMaxPcieLinkWidth", ()),
+    "nvmlDeviceGetCurrPcieLinkGeneration": ("nvmlDeviceGetCurrPcieLinkGeneration", ()),
+    "nvmlDeviceGetMaxPcieLinkGeneration": ("nvmlDeviceGetMaxPcieLinkGeneration", ()),
+    "nvmlDeviceGetPersistenceMode": ("nvmlDeviceGetPersistenceMode", ()),
+    "nvmlDeviceGetTemperature:GPU": ("nvmlDeviceGetTemperature", ("NVML_TEMPERATURE_GPU",)),
+    "nvmlDeviceGetTemperatureThreshold:SLOWDOWN": (
+        "nvmlDeviceGetTemperatureThreshold",
+        ("NVML_TEMPERATURE_THRESHOLD_SLOWDOWN",),
+    ),
+    "nvmlDeviceGetTemperatureThreshold:SHUTDOWN": (
+        "nvmlDeviceGetTemperatureThreshold",
+        ("NVML_TEMPERATURE_THRESHOLD_SHUTDOWN",),
+    ),
+    "nvmlDeviceGetCurrentClocksEventReasons": ("nvmlDeviceGetCurrentClocksEventReasons", ()),
+    "nvmlDeviceGetPowerUsage": ("nvmlDeviceGetPowerUsage", ()),
+    "nvmlDeviceGetEnforcedPowerLimit": ("nvmlDeviceGetEnforcedPowerLimit", ()),
+    "nvmlDeviceGetComputeRunningProcesses": ("nvmlDeviceGetComputeRunningProcesses", ()),
+    "nvmlDeviceGetMigMode": ("nvmlDeviceGetMigMode", ()),
+}
+
+SYSTEM_QUERIES = (
+    "nvmlSystemGetDriverVersion",
+    "nvmlSystemGetNVMLVersion",
+    "nvmlSystemGetCudaDriverVersion_v2",
+    "nvmlDeviceGetCount",
+)
+
+
+def to_json_value(raw: Any) -> Any:
+    """Turn what pynvml returns (ctypes structures, friendly objects, bytes) into JSON types."""
+    if isinstance(raw, bytes):
+        return raw.decode(errors="replace")
+    if isinstance(raw, str | int | float | bool) or raw is None:
+        return raw
+    if isinstance(raw, ctypes.Structure):
+        return {name: to_json_value(getattr(raw, name)) for name, *_ in raw._fields_}
+    if isinstance(raw, list | tuple | ctypes.Array):
+        return [to_json_value(item) for item in raw]
+    if isinstance(raw, dict):
+        return {str(key): to_json_value(value) for key, value in raw.items()}
+    if hasattr(raw, "__dict__"):
+        # pynvml's nvmlFriendlyObject (process lists) keeps the struct fields as attributes.
+        return {key: to_json_value(value) for key, value in vars(raw).items()}
+    return repr(raw)
+
+
+def outcome(call: Callable[[], Any]) -> dict[str, Any]:
+    """Run one query; keep its value or the exception's class name and message."""
+    try:
+        return {"value": to_json_value(call())}
+    except Exception as exc:  # every failure is a fact worth recording, not a crash
+        return {"error": type(exc).__name__, "message": str(exc)}
+
+
+def read_modules(path: Path = PROC_MODULES) -> dict[str, Any]:
+    def names() -> list[str]:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return sorted(line.split()[0] for line in lines if line.strip())
+
+    return outcome(names)
+
+
+_KERNEL_MODULE_VERSION = re.compile(r"Kernel Module.*?\s(\d+\.\d+(?:\.\d+)?)\s")
+
+
+def parse_kernel_module_version(text: str) -> str | None:
+    """The NVIDIA kernel module's version from /proc/driver/nvidia/version (proprietary or open)."""
+    match = _KERNEL_MODULE_VERSION.search(text + " ")
+    return match.group(1) if match else None
+
+
+def read_driver_version_file(path: Path = PROC_DRIVER_VERSION) -> dict[str, Any]:
+    def read() -> dict[str, Any]:
+        text = path.read_text(encoding="utf-8")
+        return {"text": text, "kernel_module_version": parse_kernel_module_version(text)}
+
+    return outcome(read)
+
+
+def loaded_nvml_library() -> dict[str, Any]:
+    """The file libnvidia-ml.so.1 resolved to in this process.
+
+    Its name carries the userspace driver version even when nvmlInit refuses to start because the
+    kernel module is another version, which is how the mismatch is named with both versions.
+    """
+
+    def find() -> str | None:
+        maps = Path("/proc/self/maps").read_text(encoding="utf-8")
+        for line in maps.splitlines():
+            fields = line.split()
+            if len(fields) >= 6 and "libnvidia-ml.so" in fields[-1]:
+                return os.path.realpath(fields[-1])
+        return None
+
+    return outcome(find)
+
+
+def run_nvidia_smi(timeout_s: float = SMI_TIMEOUT_S) -> dict[str, Any]:
+    argv = [
+        "nvidia-smi",
+        "--query-gpu=" + ",".join(SMI_QUERY_FIELDS),
+        "--format=csv,noheader,nounits",
+    ]
+    record: dict[str, Any] = {"argv": argv, "fields": list(SMI_QUERY_FIELDS)}
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        record.update(error=type(exc).__name__, message=str(exc))
+        return record
+    record.update(returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)
+    return record
+
+
+def gather_nvml(pynvml: Any = None) -> dict[str, Any]:
+    """Everything NVML says about the system and each GPU; `pynvml` is injectable for tests."""
+    if pynvml is None:
+        try:
+            # A missing nvidia-ml-py is a fact to record, not a crash.
+            import pynvml
+        except ImportError as exc:
+            return {"nvmlInit": {"error": type(exc).__name__, "message": str(exc)}, "gpus": []}
+    nvml: dict[str, Any] = {"nvmlInit": outcome(pynvml.nvmlInit)}
+    nvml["library_file"] = loaded_nvml_library()
+    if "error" in nvml["nvmlInit"]:
+        nvml["gpus"] = []
+        return nvml
+    try:
+        for name in SYSTEM_QUERIES:
+            nvml[name] = outcome(getattr(pynvml, name))
+        nvml["gpus"] = []
+        count = nvml["nvmlDeviceGetCount"].get("value") or 0
+        for index in range(count):
+            nvml["gpus"].append(_gather_gpu(pynvml, index))
+    finally:
+        outcome(pynvml.nvmlShutdown)
+    return nvml
+
+
+def _gather_gpu(pynvml: Any, index: int) -> dict[str, Any]:
+    gpu: dict[str, Any] = {"index": index}
+    try:
+        device = pynvml.nvmlDeviceGetHandleByIndex(index)
+    except Exception as exc:
+        gpu["nvmlDeviceGetHandleByIndex"] = {"error": type(exc).__name__, "message": str(exc)}
+        return gpu
+    for key, (function_name, constant_names) in GPU_QUERIES.items():
+        function = getattr(pynvml, function_name, None)
+        if function is None:
+            gpu[key] = {"error": "AttributeError", "message": f"pynvml has no {function_name}"}
+            continue
+        args = [getattr(pynvml, constant) for constant in constant_names]
+        gpu[key] = outcome(lambda function=function, args=args: function(device, *args))
+    if gpu["nvmlDeviceGetCurrentClocksEventReasons"].get("error") == "NVMLError_FunctionNotFound":
+        # Drivers before 535 only have the older name for the same bit mask.
+        gpu["nvmlDeviceGetCurrentClocksThrottleReasons"] = outcome(
+            lambda: pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(device)
+        )
+    return gpu
+
+
+def probe_framework(framework: str) -> dict[str, Any]:
+    """The framework adapter's probe; a broken adapter is recorded like a failed import."""
+    try:
+        from verify.frameworks import get_adapter
+
+        return dict(get_adapter(framework).probe())
+    except Exception as exc:
+        return {
+            "name": framework,
+            "version": None,
+            "import_error": f"{type(exc).__name__}: {exc}",
+            "features": {},
+            "num_gpus": None,
+            "cuda_version": None,
+            "cuda_archs": None,
+        }
+
+
+def gather(
+    framework: str = "mxnet",
+    *,
+    pynvml: Any = None,
+    probe: Callable[[str], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Record the whole snapshot. NVML is read before the framework loads CUDA in-process."""
+    snapshot: dict[str, Any] = {
+        "format": SNAPSHOT_FORMAT,
+        "recorded": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "labrig_version": __version__,
+        "host": socket.gethostname(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "pid": os.getpid(),
+        "modules": read_modules(),
+        "driver_version_file": read_driver_version_file(),
+        "nvml": gather_nvml(pynvml),
+        "nvidia_smi": run_nvidia_smi(),
+    }
+    snapshot["framework"] = (probe or probe_framework)(framework)
+    return snapshot
+
+
+class SnapshotError(Exception):
+    """A snapshot file that cannot be used: the suite cannot run (exit 2)."""
+
+
+REQUIRED_KEYS = ("format", "host", "modules", "driver_version_file", "nvml", "nvidia_smi")
+
+
+def load(path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SnapshotError(f"cannot read snapshot {path}: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
+        raise SnapshotError(f"{path} is not a {SNAPSHOT_FORMAT} snapshot")
+    missing = [key for key in REQUIRED_KEYS if key not in data]
+    if missing:
+        raise SnapshotError(f"snapshot {path} lacks {', '.join(missing)}")
+    data.setdefault("framework", {})
+    return data
+
+
+def save(snapshot: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    Path(path).write_text(json.dumps(snapshot, indent=2) + "\n", encoding="utf-8")

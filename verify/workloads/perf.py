@@ -1,0 +1,169 @@
+"""Throughput per device: matrix products (float32, float16) and host↔device copy rates, each
+compared with a per-model floor from verify/data/perf_floors.yml."""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import time
+from collections.abc import Callable
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from verify.result import CheckResult, failed, passed, skipped
+from verify.workloads import spec
+
+if TYPE_CHECKING:
+    from verify.workloads import WorkloadRun
+
+FLOORS_FILE = "data/perf_floors.yml"
+FLOOR_KEYS = ("gemm_fp32_tflops", "gemm_fp16_tflops", "h2d_gb_per_s", "d2h_gb_per_s")
+
+
+@functools.cache
+def load_floors() -> dict[str, dict[str, float]]:
+    """Exact NVML GPU name → {floor key: value}; the file's `gpus` mapping."""
+    import yaml
+
+    text = resources.files("verify").joinpath(FLOORS_FILE).read_text(encoding="utf-8")
+    document = yaml.safe_load(text) or {}
+    table = document.get("gpus") or {}
+    floors: dict[str, dict[str, float]] = {}
+    for name, entry in table.items():
+        floors[str(name)] = {key: float(entry[key]) for key in FLOOR_KEYS if key in entry}
+    return floors
+
+
+def _sizes(run: WorkloadRun) -> spec.PerfSizes:
+    return spec.CPU_PERF if run.device.gpu is None else spec.GPU_PERF
+
+
+def _median_seconds(
+    run: WorkloadRun, operation: Callable[[], Any], sizes: spec.PerfSizes
+) -> tuple[float, int]:
+    """Median seconds of one `operation` over the repeats, after warm-up, with the device
+    synchronised around every timed repeat; also returns how many calls one repeat made."""
+    adapter, device = run.adapter, run.device
+    one_call_s = 0.0
+    for _ in range(spec.PERF_WARMUP_CALLS):
+        adapter.synchronize(device)
+        started = time.perf_counter()
+        operation()
+        adapter.synchronize(device)
+        one_call_s = time.perf_counter() - started
+    calls = spec.calls_per_repeat(one_call_s, sizes)
+    timings = []
+    for _ in range(sizes.repeats):
+        adapter.synchronize(device)
+        started = time.perf_counter()
+        for _ in range(calls):
+            operation()
+        adapter.synchronize(device)
+        timings.append((time.perf_counter() - started) / calls)
+    return statistics.median(timings), calls
+
+
+def judge(
+    run: WorkloadRun,
+    check_id: str,
+    floor_key: str,
+    value: float,
+    summary: str,
+    measurements: dict[str, Any],
+) -> CheckResult:
+    """Compare one measured rate with the floor for this GPU's model (scaled)."""
+    if run.device.gpu is None:
+        return skipped(
+            check_id,
+            f"{summary}; no floor for the CPU (for the record only)",
+            measurements=measurements,
+        )
+    if not run.gpu_name:
+        return skipped(
+            check_id, f"{summary}; GPU model unknown, no floor looked up", measurements=measurements
+        )
+    entry = load_floors().get(run.gpu_name, {})
+    if floor_key not in entry:
+        return skipped(
+            check_id,
+            f"{summary}; no floor for {run.gpu_name!r} in verify/{FLOORS_FILE}",
+            measurements=measurements,
+        )
+    floor = entry[floor_key] * run.settings.perf_floor_scale
+    measurements["floor"] = floor
+    if value >= floor:
+        return passed(check_id, f"{summary} ≥ floor {floor:g}", measurements=measurements)
+    return failed(
+        check_id, f"{summary} < floor {floor:g} for {run.gpu_name}", measurements=measurements
+    )
+
+
+def _gemm(run: WorkloadRun, check_id: str, dtype: str, floor_key: str) -> CheckResult:
+    adapter, device = run.adapter, run.device
+    if dtype not in adapter.matmul_dtypes(device):
+        return skipped(check_id, f"{adapter.name} has no {dtype} matrix product on {device.label}")
+    sizes = _sizes(run)
+    n = sizes.gemm_size
+    a = adapter.random_normal((n, n), dtype, device, seed=1)
+    b = adapter.random_normal((n, n), dtype, device, seed=2)
+    seconds, calls = _median_seconds(run, lambda: adapter.matmul(a, b), sizes)
+    tflops = spec.gemm_tflops(n, seconds)
+    measurements = {
+        "tflops": round(tflops, 4),
+        "size": n,
+        "dtype": dtype,
+        "repeats": sizes.repeats,
+        "calls_per_repeat": calls,
+        "median_s": seconds,
+    }
+    summary = f"{dtype} {n}x{n} product on {device.label}: {tflops:.3g} TFLOP/s"
+    return judge(run, check_id, floor_key, tflops, summary, measurements)
+
+
+def _copy(run: WorkloadRun, check_id: str, direction: str, floor_key: str) -> CheckResult:
+    adapter, device = run.adapter, run.device
+    sizes = _sizes(run)
+    elements = sizes.copy_bytes // 4
+    host = adapter.pinned_host_buffer((elements,), "float32", device)
+    if direction == "h2d":
+
+        def operation() -> Any:
+            return adapter.copy_to_device(host, device)
+
+        arrow = f"host→{device.label}"
+    else:
+        on_device = adapter.copy_to_device(host, device)
+        adapter.synchronize(device)
+
+        def operation() -> Any:
+            return adapter.copy_to_host(on_device, host)
+
+        arrow = f"{device.label}→host"
+    seconds, calls = _median_seconds(run, operation, sizes)
+    gb_per_s = sizes.copy_bytes / seconds / 1e9
+    measurements = {
+        "gb_per_s": round(gb_per_s, 3),
+        "bytes": sizes.copy_bytes,
+        "repeats": sizes.repeats,
+        "calls_per_repeat": calls,
+        "median_s": seconds,
+        "pinned": device.gpu is not None,
+    }
+    summary = f"{sizes.copy_bytes >> 20} MiB {arrow}: {gb_per_s:.3g} GB/s"
+    return judge(run, check_id, floor_key, gb_per_s, summary, measurements)
+
+
+def check_gemm_fp32(run: WorkloadRun) -> CheckResult:
+    return _gemm(run, "workload.perf.gemm_fp32", "float32", "gemm_fp32_tflops")
+
+
+def check_gemm_fp16(run: WorkloadRun) -> CheckResult:
+    return _gemm(run, "workload.perf.gemm_fp16", "float16", "gemm_fp16_tflops")
+
+
+def check_h2d(run: WorkloadRun) -> CheckResult:
+    return _copy(run, "workload.perf.h2d", "h2d", "h2d_gb_per_s")
+
+
+def check_d2h(run: WorkloadRun) -> CheckResult:
+    return _copy(run, "workload.perf.d2h", "d2h", "d2h_gb_per_s")
