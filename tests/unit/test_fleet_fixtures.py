@@ -1,8 +1,13 @@
 """The fleet report fixtures, and the generators the other test_fleet_* files build on.
 
 tests/fixtures/reports/ holds two runs of a 3-host fleet, written in the per-host format of
-verify/CONTRACTS.md section 2 (ws02 in the newer run is the stand-in the verify playbook
-writes for an unreachable host). Big fleets are generated here from those, never committed.
+verify/CONTRACTS.md section 2 with the suite's real check ids and measurements (ws02 in the
+newer run is the stand-in the verify playbook writes for an unreachable host). The GPU hosts'
+host checks are the suite's own verdicts on tests/unit/conftest.py's 2x RTX 3090 snapshot (ECC
+reported, GPU1 of ws01 with 3 uncorrected errors in the newer run), their workload results
+what `python -m verify` writes on two GPUs; ws03 is a `--cpu-only` report of a host without
+a GPU (its MLP failed in the older run). Big fleets are generated here from those, never
+committed.
 """
 
 from __future__ import annotations
@@ -15,7 +20,11 @@ from typing import Any
 
 import pytest
 
+from verify.checks import CATALOGUE
+from verify.fleet.compare import METRICS
+from verify.report.json_report import summarise
 from verify.result import REPORT_SCHEMA, CheckResult
+from verify.workloads import CHECK_IDS
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "reports"
 NEW_RUN = "20261127T102233Z"
@@ -40,27 +49,64 @@ def write_reports(run_dir: Path, reports: list[dict[str, Any]]) -> Path:
     return run_dir
 
 
+# Measurements that count the host's GPUs (gpu.count, driver.nvml, driver.nvidia_smi,
+# build.num_gpus): a generated host with N GPUs says N.
+GPU_COUNT_KEYS = ("found", "expected", "gpu_count", "framework_gpus", "nvml_gpus")
+RATE_KEYS = ("tflops", "gb_per_s")
+
+
+def resummarise(report: dict[str, Any]) -> dict[str, Any]:
+    """summary and exit_code as `python -m verify` derives them from the checks."""
+    report["summary"] = summarise([CheckResult.from_dict(c) for c in report["checks"]])
+    report["exit_code"] = int(not report["summary"]["ok"])
+    return report
+
+
+def _as_gpu(check: dict[str, Any], index: int, factor: float) -> dict[str, Any]:
+    """One of GPU 0's results, as GPU `index` gives it (perf rates times factor)."""
+    check["gpu"] = index
+    check["reason"] = check["reason"].replace("gpu(0)", f"gpu({index})")
+    if check["framework"]:
+        check["framework"]["device"] = f"gpu({index})"
+    if check["check_id"].startswith("workload.perf."):
+        measurements = check["measurements"]
+        for key in RATE_KEYS:
+            if key in measurements:
+                measurements[key] *= factor
+                measurements["median_s"] /= factor
+    return check
+
+
 def gpu_host_report(host: str, gpu_count: int, *, scale: dict[int, float] | None = None) -> dict:
     """A healthy multi-GPU host made from ws01's GPU 0, each GPU's perf figures times scale[i]."""
     template = load_fixture(OLD_RUN, "ws01")
     scale = scale or {}
-    host_checks = [c for c in template["checks"] if c["gpu"] is None]
+    checks = []
+    for check in copy.deepcopy([c for c in template["checks"] if c["gpu"] is None]):
+        for key in GPU_COUNT_KEYS:
+            if key in check["measurements"]:
+                check["measurements"][key] = gpu_count
+        check["reason"] = check["reason"].replace("2 GPU(s)", f"{gpu_count} GPU(s)")
+        checks.append(check)
+    # The suite's order: each host check for every GPU in turn, then every workload per GPU.
     gpu0_checks = [c for c in template["checks"] if c["gpu"] == 0]
-    checks = list(copy.deepcopy(host_checks))
+    per_gpu_host = [c for c in gpu0_checks if not c["check_id"].startswith("workload.")]
+    workloads = [c for c in gpu0_checks if c["check_id"].startswith("workload.")]
+    build = [c for c in checks if c["check_id"].startswith("build.")]
+    checks = [c for c in checks if not c["check_id"].startswith("build.")]
+    for check in per_gpu_host:
+        checks += [_as_gpu(copy.deepcopy(check), i, 1.0) for i in range(gpu_count)]
+    checks += build
     gpus = []
     for index in range(gpu_count):
         gpu = copy.deepcopy(template["gpus"][0])
         gpu.update(index=index, uuid=f"GPU-{host}-{index}")
         gpus.append(gpu)
         factor = scale.get(index, 1.0)
-        for check in copy.deepcopy(gpu0_checks):
-            check["gpu"] = index
-            if check["check_id"].startswith("workload.perf."):
-                check["measurements"] = {k: v * factor for k, v in check["measurements"].items()}
-            checks.append(check)
+        checks += [_as_gpu(copy.deepcopy(c), index, factor) for c in workloads]
     report = copy.deepcopy(template)
-    report.update(host=host, gpus=gpus, checks=checks, exit_code=0)
-    return report
+    report.update(host=host, gpus=gpus, checks=checks)
+    return resummarise(report)
 
 
 def fail_check(report: dict, check_id: str, gpu: int | None, reason: str) -> dict:
@@ -68,9 +114,11 @@ def fail_check(report: dict, check_id: str, gpu: int | None, reason: str) -> dic
         if check["check_id"] == check_id and check["gpu"] == gpu:
             check["status"] = "failed"
             check["reason"] = reason
-            report["exit_code"] = 1
-            return report
+            return resummarise(report)
     raise KeyError((check_id, gpu))
+
+
+PCIE_X8 = "PCIe link x8 of x16: reseat or move the card"
 
 
 def big_fleet(run_dir: Path, hosts: int = 200, gpus: int = 8) -> dict[str, Any]:
@@ -88,7 +136,7 @@ def big_fleet(run_dir: Path, hosts: int = 200, gpus: int = 8) -> dict[str, Any]:
             continue
         report = gpu_host_report(name, gpus, scale={3: 0.5} if n == 7 else None)
         if n % 10 == 0:
-            fail_check(report, "gpu.pcie_link", n % gpus, "PCIe gen4 x8 of gen4 x16")
+            fail_check(report, "gpu.pcie_width", n % gpus, PCIE_X8)
             expected["failed"].append(name)
         reports.append(report)
     write_reports(run_dir, reports)
@@ -110,6 +158,36 @@ def test_fixture_reports_follow_the_per_host_contract(run_id: str) -> None:
             continue
         assert report["summary"]["ok"] == (not any(c.blocking for c in checks))
         assert report["exit_code"] == int(not report["summary"]["ok"])
+        assert report["summary"] == summarise(checks), path.name
+        assert set(report["phases"]) == {"gather_s", "host_checks_s", "workloads_s"}
+
+
+REAL_IDS = {spec.check_id for spec in CATALOGUE} | set(CHECK_IDS)
+
+
+@pytest.mark.parametrize("run_id", [NEW_RUN, OLD_RUN])
+def test_fixture_reports_use_the_suites_real_ids_and_measurements(run_id: str) -> None:
+    for path in sorted((FIXTURES / run_id).glob("*.json")):
+        report = json.loads(path.read_text(encoding="utf-8"))
+        if report.get("unreachable"):
+            continue
+        ids = [c["check_id"] for c in report["checks"]]
+        assert set(ids) == REAL_IDS, path.name
+        gpus = [None] if report["mode"] == "cpu-only" else [g["index"] for g in report["gpus"]]
+        for check in report["checks"]:
+            if check["check_id"] in CHECK_IDS:
+                assert check["gpu"] in gpus
+                device = "cpu(0)" if check["gpu"] is None else f"gpu({check['gpu']})"
+                assert check["framework"] == dict(report["framework"], device=device)
+            else:
+                assert check["framework"] is None
+        # What the fleet comparison reads is there, under the names it reads.
+        measured = {(c["check_id"], k) for c in report["checks"] for k in c["measurements"]}
+        wanted = {(m.check_id, m.measurement) for m in METRICS}
+        missing = wanted - measured
+        if report["mode"] == "cpu-only":
+            missing.discard(("workload.perf.gemm_fp16", "tflops"))  # mxnet: no fp16 on the CPU
+        assert missing == set(), path.name
 
 
 def test_new_run_has_a_failing_gpu_an_unreachable_host_and_a_host_without_gpu() -> None:
@@ -117,6 +195,7 @@ def test_new_run_has_a_failing_gpu_an_unreachable_host_and_a_host_without_gpu() 
     assert [c["gpu"] for c in ws01["checks"] if c["status"] == "failed"] == [1]
     assert ws02["unreachable"] is True and ws02["checks"] == []
     assert ws03["gpus"] == [] and ws03["mode"] == "cpu-only"
+    assert ws01["summary"]["first_failure"]["check_id"] == "gpu.ecc"
 
 
 def test_generated_gpu_host_scales_only_the_chosen_gpu() -> None:
@@ -128,3 +207,20 @@ def test_generated_gpu_host_scales_only_the_chosen_gpu() -> None:
     }
     assert gemm[2] == pytest.approx(gemm[0] / 2)
     assert gemm[1] == gemm[0] == gemm[3]
+    assert [c["check_id"] for c in report["checks"]][:8] == [
+        "driver.nouveau",
+        "driver.nvidia_module",
+        "driver.nvml",
+        "driver.nvidia_smi",
+        "driver.version_match",
+        "driver.version",
+        "driver.cuda_version",
+        "gpu.count",
+    ]
+    count = next(c for c in report["checks"] if c["check_id"] == "gpu.count")
+    assert count["measurements"]["found"] == 4 and count["reason"] == "4 GPU(s)"
+    devices = {
+        c["framework"]["device"] for c in report["checks"] if c["gpu"] == 3 and c["framework"]
+    }
+    assert devices == {"gpu(3)"}
+    assert (report["summary"]["passed"], report["exit_code"]) == (4 * 17 + 11, 0)

@@ -134,8 +134,8 @@ def test_clicking_a_cell_shows_reason_and_measurements(three_hosts: LoadedPage) 
     page.page.click(f"#grid-body tr[data-r='2'] td[data-c='{column}']")
     assert page.page.inner_text("#detail-check") == "gpu.ecc"
     reason = page.page.inner_text("#detail-reason")
-    assert reason.startswith("3 uncorrected volatile ECC errors")
-    assert "uncorrected_volatile" in page.page.inner_text("#detail")
+    assert reason.startswith("3 volatile uncorrected ECC error(s)")
+    assert "volatile_uncorrected" in page.page.inner_text("#detail")
     page.page.click("#grid-body a[data-host='0']")
     assert page.page.inner_text("#detail-host") == "ws01"
     assert "535.216.03" in page.page.inner_text("#detail")

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from test_fleet_fixtures import NEW_RUN, copy_run, gpu_host_report, write_reports
+from test_fleet_fixtures import NEW_RUN, copy_run, fail_check, gpu_host_report, write_reports
 
 from verify.fleet.__main__ import main
 from verify.fleet.merge import build_fleet, host_state, subject_rows, update_latest, write_fleet
@@ -34,7 +34,7 @@ def test_fleet_counts_hosts_by_state_and_gpus(merged: tuple[Path, dict]) -> None
     assert totals["hosts"] == 3
     assert totals["states"] == {"ok": 1, "failed": 1, "unreachable": 1, "suite_error": 0}
     assert (totals["gpus"], totals["failing_gpus"]) == (2, 1)
-    assert totals["checks"] == {"passed": 32, "failed": 1, "skipped": 4, "error": 0}
+    assert totals["checks"] == {"passed": 51, "failed": 1, "skipped": 27, "error": 0}
     assert totals["ok"] is False
     assert [h["host"] for h in fleet["hosts"]] == ["ws01", "ws02", "ws03"]
 
@@ -43,7 +43,7 @@ def test_first_failure_names_the_check_and_the_gpu(merged: tuple[Path, dict]) ->
     _, fleet = merged
     ws01 = fleet["hosts"][0]
     assert ws01["state"] == "failed"
-    assert ws01["reason"].startswith("gpu.ecc gpu1: 3 uncorrected volatile ECC errors")
+    assert ws01["reason"].startswith("gpu.ecc gpu1: 3 volatile uncorrected ECC error(s)")
     rows = subject_rows(ws01)
     assert [(r.gpu, r.ok) for r in rows] == [(None, True), (0, True), (1, False)]
     assert rows[2].first_failure.check_id == "gpu.ecc"
@@ -70,7 +70,7 @@ def test_junit_has_a_suite_per_host_and_a_case_per_check_per_gpu(merged: tuple[P
     suites = {s.get("name"): s for s in root.iter("testsuite")}
     assert list(suites) == ["ws01", "ws02", "ws03"]
     ws01 = suites["ws01"]
-    assert ws01.get("tests") == "31" and ws01.get("failures") == "1" and ws01.get("skipped") == "2"
+    assert ws01.get("tests") == "49" and ws01.get("failures") == "1" and ws01.get("skipped") == "4"
     classnames = {c.get("classname") for c in ws01.iter("testcase")}
     assert classnames == {"ws01", "ws01.gpu0", "ws01.gpu1"}
     failed = [c for c in ws01.iter("testcase") if c.find("failure") is not None]
@@ -80,6 +80,26 @@ def test_junit_has_a_suite_per_host_and_a_case_per_check_per_gpu(merged: tuple[P
     assert len(ws02_cases) == 1 and ws02_cases[0].find("error") is not None
     assert suites["ws02"].get("errors") == "1"
     assert root.get("tests") == str(sum(int(s.get("tests")) for s in suites.values()))
+
+
+def test_advisory_finding_is_a_passing_testcase_not_a_junit_failure(tmp_path: Path) -> None:
+    report = gpu_host_report("ws05", 2)
+    off = "persistence mode off: each job pays driver start-up (enable nvidia-persistenced)"
+    fail_check(report, "gpu.persistence", 1, off)
+    assert report["exit_code"] == 0 and report["summary"]["failed"] == 1
+    run_dir = write_reports(tmp_path / "run", [report])
+    fleet = build_fleet(run_dir)
+    write_fleet(fleet, run_dir)
+    assert fleet["hosts"][0]["state"] == "ok" and fleet["totals"]["failing_gpus"] == 0
+    suite = ET.parse(run_dir / "fleet.junit.xml").getroot().find("testsuite")
+    assert (suite.get("failures"), suite.get("errors")) == ("0", "0")
+    (case,) = [
+        c
+        for c in suite.iter("testcase")
+        if c.get("classname") == "ws05.gpu1" and c.get("name") == "gpu.persistence"
+    ]
+    assert case.find("failure") is None
+    assert case.find("system-out").text.startswith(f"advisory failed: {off}")
 
 
 def test_html_is_self_contained_and_embeds_the_fleet(merged: tuple[Path, dict]) -> None:

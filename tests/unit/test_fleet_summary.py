@@ -19,10 +19,10 @@ def test_three_host_summary_rows_and_totals(tmp_path: Path) -> None:
     lines = lines_of(render_summary(fleet, width=140))
     rows = {line.split()[0]: line for line in lines[2:7]}
     assert list(rows) == ["ws01", "gpu0", "gpu1", "ws02", "ws03"]
-    assert rows["ws01"].split()[1:5] == ["FAILED", "28", "1", "2"]
+    assert rows["ws01"].split()[1:5] == ["FAILED", "44", "1", "4"]
     assert "535.216.03" in rows["ws01"] and "12.2" in rows["ws01"]
-    assert rows["gpu1"].split()[1:5] == ["FAILED", "10", "1", "1"]
-    assert "gpu.ecc: 3 uncorrected volatile ECC errors" in rows["gpu1"]
+    assert rows["gpu1"].split()[1:5] == ["FAILED", "16", "1", "2"]
+    assert "gpu.ecc: 3 volatile uncorrected ECC error(s)" in rows["gpu1"]
     assert "1.000" in rows["gpu0"] and "1.62" in rows["gpu0"]
     assert rows["ws02"].split()[1] == "UNREACH" and "Failed to connect" in rows["ws02"]
     assert "no GPU" in rows["ws03"] and "3.10" in rows["ws03"]

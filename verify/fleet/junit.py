@@ -2,7 +2,9 @@
 
 classname is `host.gpuN` for a GPU's check and `host` for the host's own, so CI systems group
 the results by machine and card. A host where the suite could not run is one errored testcase,
-so it is never silently missing from the CI view.
+so it is never silently missing from the CI view. Failures and errors are the blocking results
+only (as in the per-host JUnit of verify/report/junit.py); an advisory finding is a passing
+testcase whose system-out starts with `advisory failed:`.
 """
 
 from __future__ import annotations
@@ -37,18 +39,22 @@ def _host_suite(root: ET.Element, host: dict[str, Any], run_id: str) -> None:
             detail = check.reason
             if check.measurements:
                 detail += "\nmeasurements: " + json.dumps(check.measurements, sort_keys=True)
-            if check.status is Status.FAILED:
+            if check.status is Status.SKIPPED:
+                tallies["skipped"] += 1
+                ET.SubElement(case, "skipped", message=check.reason)
+            elif check.blocking and check.status is Status.FAILED:
                 tallies["failures"] += 1
                 severity = check.severity.value
                 element = ET.SubElement(case, "failure", message=check.reason, type=severity)
                 element.text = detail
-            elif check.status is Status.ERROR:
+            elif check.blocking:
                 tallies["errors"] += 1
                 element = ET.SubElement(case, "error", message=check.reason, type="error")
                 element.text = detail
-            elif check.status is Status.SKIPPED:
-                tallies["skipped"] += 1
-                ET.SubElement(case, "skipped", message=check.reason)
+            elif check.status is not Status.PASSED:
+                # An advisory finding (gpu.persistence off) is no JUnit failure: the XML agrees
+                # with the host's exit code, as the per-host report's does.
+                ET.SubElement(case, "system-out").text = f"advisory {check.status.value}: {detail}"
             elif check.measurements:
                 ET.SubElement(case, "system-out").text = detail
     for key, value in tallies.items():
