@@ -1,0 +1,264 @@
+"""The mxnet role on ONE real host of the test fleet.
+
+1. Source method against the STAND-IN for MXNet's build system (tests/fleet/stand_in_mxnet; not
+   MXNet: a real 1.9.1 build takes CPU-hours): clone at tag by URL, verify the commit, render
+   config.mk, make -j N, stamp, install the binding into a venv; a second run changes nothing; a
+   changed BLAS cleans, rebuilds and reinstalls.
+2. Pip method: the real CPU `mxnet==1.9.1` wheel and numpy 1.23.5 from the controller's
+   wheelhouse (the host reaches no index) into /opt/labrig/venv; MXNet computes there and its
+   features are the ones written to 50-framework.yml.
+
+Needs LABRIG_FLEET_INVENTORY (an inventory written by tests/fleet/fleet.sh) and optionally
+LABRIG_FLEET_HOST (default: the first host in it). Skipped, loudly, without them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location(
+    "labrig_mxnet_helpers", REPO / "tests" / "roles" / "mxnet_helpers.py"
+)
+helpers = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = helpers
+_spec.loader.exec_module(helpers)
+stand_in_generator = helpers.load_stand_in_generator()
+
+INVENTORY = os.environ.get("LABRIG_FLEET_INVENTORY", "")
+STAND_IN_ON_HOST = "/srv/labrig-stand-in"
+STAND_IN_VENV = "/opt/labrig/stand-in-venv"
+STAND_IN_SRC = "/opt/labrig/src/stand-in-mxnet"
+
+pytestmark = pytest.mark.skipif(
+    not INVENTORY,
+    reason="NOT RUN: LABRIG_FLEET_INVENTORY is unset, so the mxnet role was not proved on a real "
+    "fleet host (start one with tests/fleet/fleet.sh up; export LABRIG_FLEET_INVENTORY=<its "
+    "inventory> [LABRIG_FLEET_HOST=<host>])",
+)
+
+
+def _fleet_host() -> str:
+    if os.environ.get("LABRIG_FLEET_HOST"):
+        return os.environ["LABRIG_FLEET_HOST"]
+    listing = subprocess.run(
+        [str(helpers.BIN / "ansible-inventory"), "-i", INVENTORY, "--list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    hosts = sorted(json.loads(listing.stdout)["_meta"]["hostvars"])
+    assert hosts, f"no hosts in {INVENTORY}"
+    return hosts[0]
+
+
+def _why(run, host: str) -> str:
+    failure = run.failure(host) or {}
+    return "\n".join(
+        str(failure.get(key, "")) for key in ("msg", "stderr", "stdout", "module_stderr")
+    )
+
+
+def _apt_proxy_task() -> dict:
+    # The fleet's hosts reach packages only through the harness's apt cache.
+    return {
+        "name": "Point apt at the fleet's package cache",
+        "ansible.builtin.copy": {
+            "dest": "/etc/apt/apt.conf.d/01labrig-test-proxy",
+            "content": 'Acquire::http::Proxy "{{ labrig_apt_proxy }}";\n',
+            "mode": "0644",
+        },
+        "when": "labrig_apt_proxy is defined",
+    }
+
+
+def _stand_in_play(host: str, archive: Path, commit: str, fresh=False, **overrides) -> dict:
+    # Each test session generates a new stand-in (a new commit): start from an empty tree and venv.
+    reset = [
+        {
+            "name": "Remove what an earlier session left",
+            "ansible.builtin.file": {"path": "{{ item }}", "state": "absent"},
+            "loop_control": {"label": "{{ item }}"},
+            "loop": [STAND_IN_SRC, STAND_IN_VENV],
+        }
+    ]
+    return {
+        "name": "mxnet role, source method, against the stand-in",
+        "hosts": host,
+        "become": True,
+        "pre_tasks": [
+            *(reset if fresh else []),
+            _apt_proxy_task(),
+            {
+                "name": "Place the stand-in repository on the host",
+                "ansible.builtin.unarchive": {
+                    "src": str(archive),
+                    "dest": STAND_IN_ON_HOST.rsplit("/", 1)[0],
+                    "creates": f"{STAND_IN_ON_HOST}/{commit}/mxnet.git/HEAD",
+                },
+            },
+        ],
+        "roles": [
+            {
+                "role": "mxnet",
+                "vars": {
+                    "mxnet_install_method": "source",
+                    "mxnet_git_repo": f"file://{STAND_IN_ON_HOST}/{commit}/mxnet.git",
+                    "mxnet_git_commit": commit,
+                    "mxnet_src_dir": STAND_IN_SRC,
+                    "mxnet_venv": STAND_IN_VENV,
+                    "mxnet_build_progress_interval": 5,
+                    # The stand-in compiles nothing; OpenCV's -dev packages would only cost time.
+                    "mxnet_use_opencv": False,
+                    "mxnet_expectations_dir": "/etc/labrig/stand-in-expectations.d",
+                    "labrig_blas": "openblas",
+                    **overrides,
+                },
+            }
+        ],
+    }
+
+
+def _probe(host: str, workdir: Path, command: str) -> str:
+    play = {
+        "name": "probe",
+        "hosts": host,
+        "become": True,
+        "gather_facts": False,
+        "tasks": [
+            {
+                "name": "Probe",
+                "ansible.builtin.command": command,
+                "register": "probe",
+                "changed_when": False,
+            }
+        ],
+    }
+    run = helpers.run_playbook(workdir, [play], Path(INVENTORY))
+    assert run.returncode == 0, _why(run, host)
+    return run.host_results(host)[-1][1]["stdout"]
+
+
+@pytest.fixture(scope="module")
+def host():
+    return _fleet_host()
+
+
+@pytest.fixture(scope="module")
+def stand_in_archive(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("stand-in")
+    stand_in = stand_in_generator.create(workdir / "labrig-stand-in")
+    archive = workdir / "labrig-stand-in.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(stand_in.url, arcname=f"labrig-stand-in/{stand_in.commit}/mxnet.git")
+    return archive, stand_in.commit
+
+
+def test_source_method_builds_stamps_installs_skips_and_rebuilds(host, stand_in_archive, tmp_path):
+    archive, commit = stand_in_archive
+    timeout = 1800  # the first run installs build-essential through the fleet's cache
+
+    first = helpers.run_playbook(
+        tmp_path / "first",
+        [_stand_in_play(host, archive, commit, fresh=True)],
+        Path(INVENTORY),
+        timeout=timeout,
+    )
+    assert first.returncode == 0, _why(first, host)
+    record = json.loads(
+        _probe(
+            host,
+            tmp_path / "probe1",
+            f"{STAND_IN_VENV}/bin/python -c 'import json, mxnet; "
+            "print(json.dumps(dict(mxnet.build_record(), version=mxnet.__version__, "
+            "stand_in=mxnet.STAND_IN)))'",
+        )
+    )
+    assert record["stand_in"] is True
+    assert record["version"] == "1.9.1+labrig.standin"
+    assert record["USE_BLAS"] == "openblas"
+    assert record["USE_LAPACK_PATH"] == "/usr/lib/x86_64-linux-gnu"
+    assert record["CXX"] == "g++"
+    assert record["MAKEFLAGS"].startswith("-j")
+    assert int(record["MAKEFLAGS"][2:]) >= 1
+
+    second = helpers.run_playbook(
+        tmp_path / "second",
+        [_stand_in_play(host, archive, commit)],
+        Path(INVENTORY),
+        timeout=timeout,
+    )
+    assert second.returncode == 0, _why(second, host)
+    assert second.stats[host]["changed"] == 0, [
+        name for name, result in second.host_results(host) if result.get("changed")
+    ]
+
+    third = helpers.run_playbook(
+        tmp_path / "third",
+        [_stand_in_play(host, archive, commit, labrig_blas="atlas")],
+        Path(INVENTORY),
+        timeout=timeout,
+    )
+    assert third.returncode == 0, _why(third, host)
+    changed = [name for name, result in third.host_results(host) if result.get("changed")]
+    assert any(name.endswith("Clean the objects of a build with other inputs") for name in changed)
+    assert any(name.endswith("Install the built binding into the virtualenv") for name in changed)
+    history = _probe(host, tmp_path / "probe3", f"cat {STAND_IN_SRC}/stand-in-history.log")
+    assert [line.split()[0] for line in history.splitlines()] == ["build", "clean", "build"]
+    record = json.loads(
+        _probe(
+            host,
+            tmp_path / "probe4",
+            f"{STAND_IN_VENV}/bin/python -c "
+            "'import json, mxnet; print(json.dumps(mxnet.build_record()))'",
+        )
+    )
+    assert record["USE_BLAS"] == "atlas"
+
+
+def test_pip_method_installs_the_cpu_wheel_from_the_wheelhouse(host, tmp_path):
+    play = {
+        "name": "mxnet role, pip method, CPU wheel",
+        "hosts": host,
+        "become": True,
+        "pre_tasks": [_apt_proxy_task()],
+        "roles": [
+            {"role": "mxnet", "vars": {"mxnet_install_method": "pip", "labrig_use_cuda": False}}
+        ],
+    }
+    first = helpers.run_playbook(tmp_path / "first", [play], Path(INVENTORY), timeout=1200)
+    assert first.returncode == 0, _why(first, host)
+    second = helpers.run_playbook(tmp_path / "second", [play], Path(INVENTORY), timeout=600)
+    assert second.returncode == 0, _why(second, host)
+    assert second.stats[host]["changed"] == 0, [
+        name for name, result in second.host_results(host) if result.get("changed")
+    ]
+
+    script = (
+        "import json, mxnet as mx, numpy; "
+        "d = (mx.nd.array([1]) + mx.nd.array([2])) * mx.nd.array([3]); "
+        "print(json.dumps({'version': mx.__version__, 'numpy': numpy.__version__, "
+        "'d': float(d.asscalar()), "
+        "'features': {k: v.enabled for k, v in mx.runtime.Features().items()}}))"
+    )
+    found = json.loads(
+        _probe(host, tmp_path / "probe", f'/opt/labrig/venv/bin/python -c "{script}"')
+    )
+    assert found["version"] == "1.9.1"
+    assert found["numpy"] == "1.23.5"
+    assert found["d"] == 9.0
+    expected = _probe(host, tmp_path / "expect", "cat /etc/labrig/expectations.d/50-framework.yml")
+    import yaml
+
+    expectations = yaml.safe_load(expected)
+    assert expectations["framework"] == "mxnet"
+    for feature, enabled in expectations["mxnet_features"].items():
+        assert found["features"][feature] is enabled, feature

@@ -1,0 +1,179 @@
+"""The source-build orchestration of the mxnet role on localhost, against the STAND-IN for
+MXNet's build system (tests/fleet/stand_in_mxnet: a tiny git repo tagged 1.9.1 whose Makefile
+records the make variables it receives). A real 1.9.1 build takes CPU-hours; this proves the
+clone/verify/render/make -j/stamp/skip/clean+rebuild/failure logic around it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mxnet_helpers import load_stand_in_generator, local_inventory, run_playbook
+
+stand_in_module = load_stand_in_generator()
+
+FACTS = {"processor_vcpus": 4, "memory_mb": {"nocache": {"free": 16384}}}  # -> make -j4
+
+
+def _play(name: str) -> dict:
+    return {
+        "name": name,
+        "hosts": "all",
+        "gather_facts": False,
+        "tasks": [
+            {
+                "name": "Pretend cores and memory",
+                "ansible.builtin.set_fact": {"cacheable": True, **FACTS},
+            },
+            *[
+                {
+                    "name": f"Role {step}",
+                    "ansible.builtin.include_role": {"name": "mxnet", "tasks_from": f"{step}.yml"},
+                }
+                for step in ("source", "config", "build")
+            ],
+        ],
+    }
+
+
+def _host(workdir: Path, stand_in, name: str, **overrides) -> dict:
+    return {
+        "mxnet_git_repo": stand_in.url,
+        "mxnet_git_commit": stand_in.commit,
+        "mxnet_src_dir": str(workdir / name / "src"),
+        "mxnet_build_log": str(workdir / name / "log" / "mxnet-build.log"),
+        "mxnet_build_progress_interval": 1,
+        "mxnet_owner": Path.home().owner(),
+        "labrig_blas": "openblas",
+        **overrides,
+    }
+
+
+def _built_stamp(src: Path) -> str:
+    return json.loads((src / ".labrig-build-state.json").read_text())["built"]
+
+
+def _history(src: Path) -> list[str]:
+    return [line.split()[0] for line in (src / "stand-in-history.log").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Run 1: a fresh build on `ws` and, beside it, three hosts that must be refused (against a
+    second stand-in whose tag was moved). Run 2: `ws` again, same inputs. Run 3: another BLAS."""
+    workdir = tmp_path_factory.mktemp("mxnet-build")
+    stand_in = stand_in_module.create(workdir / "stand-in")
+    moved_stand_in = stand_in_module.create(workdir / "moved-stand-in")
+    reviewed = moved_stand_in.commit
+    moved = stand_in_module.move_tag(moved_stand_in)
+    fake_cuda = workdir / "cuda-12"
+    (fake_cuda / "bin").mkdir(parents=True)
+    nvcc = fake_cuda / "bin" / "nvcc"
+    nvcc.write_text("#!/bin/sh\necho 'Cuda compilation tools, release 12.2, V12.2.140'\n")
+    nvcc.chmod(0o755)
+
+    ws = _host(workdir, stand_in, "ws")
+    refused = {
+        "moved_tag": _host(workdir, moved_stand_in, "moved_tag", mxnet_git_commit=reviewed),
+        "broken_build": _host(
+            workdir,
+            moved_stand_in,
+            "broken_build",
+            mxnet_git_commit=moved,
+            mxnet_make_target="no-such-target",
+        ),
+        "cuda_12": _host(
+            workdir,
+            moved_stand_in,
+            "cuda_12",
+            mxnet_git_commit=moved,
+            labrig_use_cuda=True,
+            cuda_home=str(fake_cuda),
+        ),
+    }
+    first = run_playbook(workdir / "run1", [_play("first")], local_inventory({"ws": ws, **refused}))
+    src = Path(ws["mxnet_src_dir"])
+    after_first = {
+        "record": json.loads((src / "build" / "labrig-stand-in-make-vars.json").read_text()),
+        "history": _history(src),
+        "stamp": _built_stamp(src),
+        "log": Path(ws["mxnet_build_log"]).read_text(),
+    }
+    second = run_playbook(workdir / "run2", [_play("same inputs")], local_inventory({"ws": ws}))
+    after_second = {"history": _history(src)}
+    third = run_playbook(
+        workdir / "run3",
+        [_play("new BLAS")],
+        local_inventory({"ws": {**ws, "labrig_blas": "atlas"}}),
+    )
+    return {
+        "workdir": workdir,
+        "src": src,
+        "hosts": {"ws": ws, **refused},
+        "reviewed": reviewed,
+        "moved": moved,
+        "first": first,
+        "after_first": after_first,
+        "second": second,
+        "after_second": after_second,
+        "third": third,
+    }
+
+
+def test_first_run_clones_renders_and_builds_with_the_computed_jobs(runs):
+    assert runs["first"].failure("ws") is None, runs["first"].failure("ws")
+    record = runs["after_first"]["record"]
+    assert record["config"] == "config.mk"
+    assert record["MAKEFLAGS"] == "-j4"
+    assert record["CXX"] == "g++"
+    assert record["CXX_ORIGIN"] == "command line"
+    assert record["USE_BLAS"] == "openblas"
+    assert record["USE_CUDA"] == "0"
+    assert record["USE_MKLDNN"] == "1"
+    assert record["INTGEMM_PATH"] == "3rdparty/intgemm"
+    assert record["USE_LAPACK_PATH"] == "/usr/lib/x86_64-linux-gnu"
+    assert runs["after_first"]["history"] == ["build"]
+    assert len(runs["after_first"]["stamp"]) == 64
+    assert runs["after_first"]["log"].startswith("labrig: make -j4 CXX=g++")
+    progress = [
+        result["msg"]
+        for name, result in runs["first"].host_results("ws")
+        if name.endswith("Report the build's progress")
+    ]
+    assert progress and progress[-1].startswith("MXNet build finished: objects 3/3")
+
+
+def test_same_inputs_skip_the_build(runs):
+    assert runs["second"].failure("ws") is None, runs["second"].failure("ws")
+    assert runs["second"].stats["ws"]["changed"] == 0
+    assert runs["after_second"]["history"] == ["build"]
+
+
+def test_a_changed_config_cleans_and_rebuilds(runs):
+    assert runs["third"].failure("ws") is None, runs["third"].failure("ws")
+    assert _history(runs["src"]) == ["build", "clean", "build"]
+    record = json.loads((runs["src"] / "build" / "labrig-stand-in-make-vars.json").read_text())
+    assert record["USE_BLAS"] == "atlas"
+    assert _built_stamp(runs["src"]) != runs["after_first"]["stamp"]
+
+
+def test_a_moved_tag_is_refused_before_anything_is_built(runs):
+    message = runs["first"].failure("moved_tag")["msg"]
+    assert f"is commit {runs['moved']}" in message
+    assert f"pins {runs['reviewed']}" in message
+    assert not (runs["workdir"] / "moved_tag" / "src" / "config.mk").exists()
+
+
+def test_a_failed_build_shows_the_end_of_its_log_and_leaves_no_stamp(runs):
+    message = runs["first"].failure("broken_build")["msg"]
+    assert "MXNet build failed" in message
+    assert "No rule to make target 'no-such-target'" in message
+    assert runs["hosts"]["broken_build"]["mxnet_build_log"] in message
+    assert _built_stamp(runs["workdir"] / "broken_build" / "src") == ""
+
+
+def test_cuda_12_is_refused(runs):
+    message = runs["first"].failure("cuda_12")["msg"]
+    assert "nvcc 12.2" in message
+    assert "CUDA 11.x only" in message

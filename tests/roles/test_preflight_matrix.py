@@ -1,0 +1,214 @@
+"""The preflight compatibility matrix, run through Ansible: each bad combination fails its host
+with one line naming the variable to change; good ones pass and describe the GPUs."""
+
+from __future__ import annotations
+
+import pytest
+
+DEBIAN12 = {"distribution": "Debian", "version": "12", "codename": "bookworm", "arch": "x86_64"}
+UBUNTU22 = {"distribution": "Ubuntu", "version": "22.04", "codename": "jammy", "arch": "x86_64"}
+UBUNTU20 = {"distribution": "Ubuntu", "version": "20.04", "codename": "focal", "arch": "x86_64"}
+INTEL_AUDIO = "0000:00:1f.3 0x8086 0x51c8 0x040380"
+RTX3090 = "0000:01:00.0 0x10de 0x2204 0x030000"
+RTX3090_AUDIO = "0000:01:00.1 0x10de 0x1aef 0x040300"
+V100 = "0000:3b:00.0 0x10de 0x1db4 0x030200"
+H100 = "0000:17:00.0 0x10de 0x2331 0x030200"
+RTX5090 = "0000:01:00.0 0x10de 0x2b85 0x030000"
+UNKNOWN_NV = "0000:02:00.0 0x10de 0xffff 0x030000"
+
+CHECKS = [{"ansible.builtin.include_role": {"name": "preflight", "tasks_from": "checks.yml"}}]
+
+
+@pytest.fixture(scope="module")
+def cudnn_wheel(tmp_path_factory) -> str:
+    wheel = (
+        tmp_path_factory.mktemp("wheels")
+        / "nvidia_cudnn_cu11-8.9.6.50-py3-none-manylinux1_x86_64.whl"
+    )
+    wheel.write_bytes(b"not a real wheel: preflight only checks it exists")
+    return str(wheel)
+
+
+def good_debian(cudnn_wheel: str, **overrides) -> dict:
+    host = {
+        "preflight_platform": DEBIAN12,
+        "preflight_pci_devices": [INTEL_AUDIO, RTX3090, RTX3090_AUDIO],
+        "preflight_secure_boot_output": "SecureBoot disabled",
+        "preflight_free_mib": 200000,
+        "cudnn_accept_license": True,
+        "cudnn_wheel_file": cudnn_wheel,
+        "cudnn_wheel_sha256": "a" * 64,
+    }
+    host.update(overrides)
+    return host
+
+
+def good_ubuntu22(**overrides) -> dict:
+    host = {
+        "preflight_platform": UBUNTU22,
+        "preflight_pci_devices": [RTX3090],
+        "preflight_secure_boot_output": "SecureBoot disabled",
+        "preflight_free_mib": 200000,
+        "cudnn_accept_license": True,
+    }
+    host.update(overrides)
+    return host
+
+
+# host name -> (overrides on a good Debian 12 host, or a full Ubuntu host, expected message part)
+def cases(wheel: str) -> dict[str, tuple[dict, str | None]]:
+    deb = lambda **kw: good_debian(wheel, **kw)  # noqa: E731
+    return {
+        "ok_debian_rtx3090": (deb(), None),
+        "ok_ubuntu22_defaults": (good_ubuntu22(), None),
+        "ok_unknown_device": (deb(preflight_pci_devices=[UNKNOWN_NV]), None),
+        "ok_gpu_less_when_allowed": (
+            deb(preflight_pci_devices=[INTEL_AUDIO], preflight_require_gpu=False),
+            None,
+        ),
+        "ok_cpu_only": (
+            deb(preflight_pci_devices=[], labrig_use_cuda=False, cudnn_accept_license=False),
+            None,
+        ),
+        "ok_secure_boot_with_signing": (
+            deb(
+                preflight_secure_boot_output="SecureBoot enabled",
+                nvidia_driver_secure_boot_signing="dkms_mok",
+                nvidia_driver_mok_password="enrol-me",
+            ),
+            None,
+        ),
+        "bad_os": (
+            deb(preflight_platform={**DEBIAN12, "distribution": "CentOS", "version": "7"}),
+            "CentOS 7 is not supported",
+        ),
+        "bad_ubuntu1804": (
+            deb(preflight_platform={**UBUNTU22, "version": "18.04"}),
+            "Ubuntu 18.04 is not supported",
+        ),
+        "bad_arch": (
+            deb(preflight_platform={**DEBIAN12, "arch": "aarch64"}),
+            "architecture aarch64",
+        ),
+        "bad_no_gpu": (
+            deb(preflight_pci_devices=[INTEL_AUDIO]),
+            "set preflight_require_gpu: false",
+        ),
+        "bad_secure_boot": (
+            deb(preflight_secure_boot_output="SecureBoot enabled"),
+            "set nvidia_driver_secure_boot_signing: dkms_mok",
+        ),
+        "bad_signing_without_password": (
+            deb(
+                preflight_secure_boot_output="SecureBoot enabled",
+                nvidia_driver_secure_boot_signing="dkms_mok",
+            ),
+            "set nvidia_driver_mok_password",
+        ),
+        "bad_cuda12": (deb(cuda_version="12.2"), "CUDA 12.2 cannot build or run MXNet 1.9.1"),
+        "bad_driver_too_old": (
+            deb(nvidia_driver_branch="515"),
+            "set nvidia_driver_branch to 520 or newer",
+        ),
+        "bad_debian_branch": (deb(nvidia_driver_branch="550"), "ships driver branch 535 only"),
+        "bad_open_modules_on_volta": (
+            deb(preflight_pci_devices=[V100], nvidia_driver_kernel_modules="open"),
+            "set nvidia_driver_kernel_modules: proprietary",
+        ),
+        "bad_driver_runfile_missing": (
+            deb(nvidia_driver_install_method="runfile"),
+            "needs nvidia_driver_runfile",
+        ),
+        "bad_ubuntu_distro_cuda": (
+            good_ubuntu22(cuda_install_method="distro"),
+            "CUDA 11.5, not 11.8; set cuda_install_method: nvidia_repo",
+        ),
+        "bad_debian_nvidia_repo_cuda": (
+            deb(cuda_install_method="nvidia_repo"),
+            "no CUDA 11.8 for Debian 12; set cuda_install_method: distro",
+        ),
+        "bad_cuda_runfile_missing": (deb(cuda_install_method="runfile"), "needs cuda_runfile"),
+        "bad_gcc12": (deb(cuda_host_compiler="g++-12"), "set cuda_host_compiler: g++-11"),
+        "bad_ubuntu20_gcc11": (
+            good_ubuntu22(preflight_platform=UBUNTU20, cuda_host_compiler="g++-11"),
+            "has no g++-11",
+        ),
+        "bad_blackwell": (deb(preflight_pci_devices=[RTX5090]), "sm_120 is newer than CUDA 11.8"),
+        "bad_hopper_cuda117": (
+            good_ubuntu22(preflight_pci_devices=[H100], cuda_version="11.7"),
+            "sm_90 needs CUDA 11.8",
+        ),
+        "bad_arch_override_cuda117": (
+            good_ubuntu22(cuda_version="11.7", mxnet_cuda_arch=[86, 90]),
+            "sm_90 needs CUDA 11.8",
+        ),
+        "bad_hopper_pip_wheel": (
+            deb(preflight_pci_devices=[H100], mxnet_install_method="pip"),
+            "set mxnet_install_method: source",
+        ),
+        "bad_license": (deb(cudnn_accept_license=False), "set cudnn_accept_license: true"),
+        "bad_cudnn9_repo": (good_ubuntu22(cudnn_version="9.1.0.70"), "cuDNN 9.1.0.70 does not fit"),
+        "bad_debian_cudnn_repo": (deb(cudnn_method="repo"), "set cudnn_method: wheel"),
+        "bad_cudnn_wheel_missing": (
+            deb(cudnn_wheel_file="/nonexistent/nvidia_cudnn_cu11-8.9.6.50-py3-none-any.whl"),
+            "needs cudnn_wheel_file",
+        ),
+        "bad_oneapi_unverified": (deb(mkl_method="oneapi"), "set apt_proxy_intel_key_fingerprint"),
+        "bad_disk": (deb(preflight_free_mib=4000), "MiB free on / but the chosen components need"),
+    }
+
+
+@pytest.fixture(scope="module")
+def matrix_run(tmp_path_factory, cudnn_wheel):
+    from conftest import run_playbook
+
+    hosts = {name: host for name, (host, _) in cases(cudnn_wheel).items()}
+    return run_playbook(
+        tmp_path_factory.mktemp("preflight"),
+        CHECKS,
+        hosts,
+        report_vars=("preflight_gpus", "preflight_plan", "preflight_required_mib"),
+    )
+
+
+def test_each_bad_combination_fails_with_its_message(matrix_run, cudnn_wheel):
+    wrong = {}
+    for name, (_, expected) in cases(cudnn_wheel).items():
+        message = matrix_run.failure(name)
+        if expected is None:
+            if message is not None:
+                wrong[name] = f"expected to pass, failed: {message}"
+        elif message is None or expected not in message:
+            wrong[name] = f"expected {expected!r}, got {message!r}"
+        elif "\n" in message.strip() or not message.startswith("preflight: "):
+            wrong[name] = f"message is not one 'preflight: ' line: {message!r}"
+    assert not wrong, wrong
+
+
+def test_gpus_are_described_from_the_pci_table(matrix_run):
+    assert matrix_run.value("ok_debian_rtx3090", "preflight_gpus") == [
+        {
+            "pci_slot": "0000:01:00.0",
+            "pci_id": "10de:2204",
+            "model": "GeForce RTX 3090",
+            "compute_capability": "8.6",
+        }
+    ]
+    assert matrix_run.value("ok_gpu_less_when_allowed", "preflight_gpus") == []
+
+
+def test_unknown_device_gets_empty_compute_capability(matrix_run):
+    gpu = matrix_run.value("ok_unknown_device", "preflight_gpus")[0]
+    assert gpu["pci_id"] == "10de:ffff"
+    assert gpu["compute_capability"] == ""
+
+
+def test_platform_defaults_resolve_per_os(matrix_run):
+    debian = matrix_run.value("ok_debian_rtx3090", "preflight_plan")
+    ubuntu = matrix_run.value("ok_ubuntu22_defaults", "preflight_plan")
+    assert (debian["cuda_method"], debian["cudnn_method"]) == ("distro", "wheel")
+    assert (ubuntu["cuda_method"], ubuntu["cudnn_method"]) == ("nvidia_repo", "repo")
+    # A CPU-only stack needs no driver, toolkit or cuDNN space.
+    assert matrix_run.value("ok_cpu_only", "preflight_required_mib") < matrix_run.value(
+        "ok_debian_rtx3090", "preflight_required_mib"
+    )
