@@ -187,7 +187,7 @@ RESOLUTION_CASES: dict[str, dict[str, Any]] = {
     "debian12_defaults": {
         "labrig_platform": DEBIAN12,
         "cudnn_wheel_file": CUDNN_WHEEL,
-        "apt_proxy_host_sources": HOST_SOURCES,
+        "apt_sources_host_sources": HOST_SOURCES,
         "labrig_apt_proxy": "http://10.203.0.1:3142",
         "nvidia_driver_package_version": "535.216.03-1~deb12u1",
         # Nothing installed yet: the candidate (from bookworm-security here) is taken.
@@ -199,8 +199,8 @@ RESOLUTION_CASES: dict[str, dict[str, Any]] = {
         "nvidia_driver_install_method": "nvidia_repo",
         "labrig_blas": "openblas",
         "cudnn_wheel_file": CUDNN_WHEEL,
-        "apt_proxy_host_sources": [],
-        "apt_proxy_debian_sources": [
+        "apt_sources_host_sources": [],
+        "apt_sources_debian_sources": [
             {"uris": "http://local-mirror.invalid/debian", "suites": "bookworm"}
         ],
         "nvidia_driver_package_version": "1:550.54.15-1",
@@ -218,7 +218,7 @@ RESOLUTION_CASES: dict[str, dict[str, Any]] = {
         "nvidia_driver_ubuntu_server": "true",
         "nvidia_driver_kernel_modules": "open",
         "labrig_blas": "atlas",
-        "apt_proxy_https": "http://10.203.0.1:3128",
+        "apt_sources_proxy_https": "http://10.203.0.1:3128",
         # An explicit pin wins over whatever is installed.
         "nvidia_driver_version": "535.216.01-0ubuntu0.22.04.1",
         "nvidia_driver_apt_policy": POLICY.format("535.183.01-0ubuntu0.22.04.1", "550.1-1"),
@@ -251,8 +251,8 @@ RESOLUTION_TASKS = [
         ("cuda", "resolve.yml"),
         ("cudnn", "resolve.yml"),
         ("mkl", "resolve.yml"),
-        ("apt_proxy", "resolve_debian.yml"),
-        ("apt_proxy", "render.yml"),
+        ("apt_sources", "resolve_debian.yml"),
+        ("apt_sources", "render.yml"),
     )
 ]
 
@@ -264,7 +264,7 @@ def resolution(tmp_path_factory) -> PlaybookRun:
         RESOLUTION_TASKS,
         # Ubuntu hosts have no Debian sources to extend; resolve_debian.yml then finds nothing.
         {
-            name: {"apt_proxy_host_sources": [], "nvidia_driver_apt_policy": "", **case}
+            name: {"apt_sources_host_sources": [], "nvidia_driver_apt_policy": "", **case}
             for name, case in RESOLUTION_CASES.items()
         },
         report_vars=(
@@ -275,8 +275,8 @@ def resolution(tmp_path_factory) -> PlaybookRun:
             "cuda_host_compiler",
             "cudnn_plan",
             "mkl_plan",
-            "apt_proxy_rendered",
-            "apt_proxy_debian_extra_sources",
+            "apt_sources_rendered",
+            "apt_sources_debian_extra_sources",
         ),
     )
     failed = {host: run.failure(host) for host in RESOLUTION_CASES if run.failure(host)}

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import ROLES, run_playbook
 
-OUR_ROLES = ["preflight", "apt_proxy", "nouveau", "nvidia_driver", "cuda", "cudnn", "mkl"]
+OUR_ROLES = ["preflight", "apt_sources", "nouveau", "nvidia_driver", "cuda", "cudnn", "mkl"]
 
 
 def spec_options(role: str) -> dict:
@@ -73,9 +73,9 @@ BAD_INPUT = {
         "preflight_disk_required_mib",
     ),
     "cache_time": (
-        "apt_proxy",
-        {"apt_proxy_cache_valid_time": "a day"},
-        "apt_proxy_cache_valid_time",
+        "apt_sources",
+        {"apt_sources_cache_valid_time": "a day"},
+        "apt_sources_cache_valid_time",
     ),
     "require_gpu_word": ("preflight", {"preflight_require_gpu": "nope"}, "preflight_require_gpu"),
     "override_string": (

@@ -153,7 +153,10 @@ def cases(wheel: str) -> dict[str, tuple[dict, str | None]]:
             deb(cudnn_wheel_file="/nonexistent/nvidia_cudnn_cu11-8.9.6.50-py3-none-any.whl"),
             "needs cudnn_wheel_file",
         ),
-        "bad_oneapi_unverified": (deb(mkl_method="oneapi"), "set apt_proxy_intel_key_fingerprint"),
+        "bad_oneapi_unverified": (
+            deb(mkl_method="oneapi"),
+            "set apt_sources_intel_key_fingerprint",
+        ),
         "bad_disk": (deb(preflight_free_mib=4000), "MiB free on / but the chosen components need"),
     }
 

@@ -36,7 +36,7 @@ def test_syntax():
 
 def test_preflight_runs_before_any_role_that_changes_hosts(task_listing):
     first_change = min(
-        task_listing.index(f"{role} : ") for role in ("apt_proxy", "nouveau", "nvidia_driver")
+        task_listing.index(f"{role} : ") for role in ("apt_sources", "nouveau", "nvidia_driver")
     )
     assert task_listing.index("preflight : ") < first_change
     assert task_listing.index("Preflight - check every host") < task_listing.index(
