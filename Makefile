@@ -43,7 +43,7 @@ lint: ## ruff, yamllint, ansible-lint (production profile), syntax-check of ever
 	@echo "lint: ok"
 
 unit: ## fast tests: verify suite, reports, role logic rendered through Ansible
-	$(BIN)/python -m pytest -q tests/unit tests/roles
+	$(BIN)/python -m pytest -q tests/unit tests/roles tests/fleet/test_fleet_support.py
 
 fleet-test: ## boot a local fleet of real Debian 12 hosts and run provision + verify against it
 	tests/fleet/e2e.sh

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Debian packages the fleet harness and the report tests need on the controller.
+# Called by `make setup`. Fast no-op when everything is already installed.
+set -euo pipefail
+
+packages=(debootstrap systemd-container apt-cacher-ng iproute2 zstd openssh-client chromium)
+
+missing=()
+for package in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)
+  [[ $status == installed ]] || missing+=("$package")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-host-packages: all present (${packages[*]})"
+  exit 0
+fi
+
+if ((EUID != 0)); then
+  echo "install-host-packages: not root; missing Debian packages: ${missing[*]}" >&2
+  echo "install-host-packages: run as root: apt-get install ${missing[*]}" >&2
+  # CI must not go on to a fleet stage that would then skip for a reason nobody sees.
+  [[ ${CI:-} == true ]] && exit 1
+  exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Other jobs on a shared machine may hold the dpkg lock for a while: wait rather than fail.
+apt_get=(apt-get -o DPkg::Lock::Timeout=600)
+# A fresh machine has no package lists; an old list may name versions the mirror dropped.
+if ! "${apt_get[@]}" install -y --no-install-recommends "${missing[@]}"; then
+  "${apt_get[@]}" update
+  "${apt_get[@]}" install -y --no-install-recommends "${missing[@]}"
+fi
+
+# The packaged apt-cacher-ng service listens on every address; the fleet starts its own
+# instance bound to the bridge address only, so the packaged one must not hold port 3142.
+if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
+  systemctl disable --now apt-cacher-ng.service >/dev/null 2>&1 || true
+elif [[ -x /etc/init.d/apt-cacher-ng ]]; then
+  /etc/init.d/apt-cacher-ng stop >/dev/null 2>&1 || true
+  update-rc.d apt-cacher-ng disable >/dev/null 2>&1 || true
+fi
+echo "install-host-packages: installed ${missing[*]}"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The controller-side wheelhouse for fleet hosts, which reach no package index: the wheels the
+# roles install (MXNet CPU wheel and its dependencies, the verify suite's dependencies, the cuDNN 8
+# wheel for the heavy host), for the hosts' Python 3.11 on manylinux x86_64.
+# pip skips files already in the wheelhouse, so a second run downloads nothing.
+# The inventory that fleet.sh writes points labrig_wheelhouse at this directory.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+wheelhouse=${LABRIG_FLEET_CACHE:-/var/cache/labrig-fleet}/wheels
+python=$repo/.venv/bin/python
+[[ -x $python ]] || python=python3
+
+# Debian 12 hosts run CPython 3.11 with glibc 2.36.
+target=(--only-binary=:all: --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none
+  --platform manylinux_2_36_x86_64 --platform manylinux_2_28_x86_64
+  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64
+  --platform any)
+
+with_dependencies=(
+  mxnet==1.9.1 numpy==1.23.5 PyYAML nvidia-ml-py
+  pip setuptools wheel
+)
+# cuDNN's wheel declares a cuBLAS wheel dependency (~400 MB); the hosts take cuBLAS from the CUDA
+# toolkit they install, so only the cuDNN wheel itself is fetched.
+without_dependencies=(nvidia-cudnn-cu11==8.9.6.50)
+
+mkdir -p "$wheelhouse"
+started=$SECONDS
+"$python" -m pip download --quiet --dest "$wheelhouse" "${target[@]}" "${with_dependencies[@]}"
+"$python" -m pip download --quiet --dest "$wheelhouse" "${target[@]}" --no-deps "${without_dependencies[@]}"
+echo "prefetch-wheels: $wheelhouse holds $(find "$wheelhouse" -name '*.whl' | wc -l) wheels," \
+  "$(du -sh "$wheelhouse" | cut -f1), checked in $((SECONDS - started)) s"

@@ -1,0 +1,316 @@
+"""End-to-end stages against a local fleet of real Debian 12 hosts (run by tests/fleet/e2e.sh).
+
+Stages run in file order, each on the state the previous one left:
+smoke (harness proof) → bad operator input → unsupported host → interrupted run → full provision
+in parallel → idempotence → verify (GPU truth, CPU-only workloads) → unreachable host.
+Stages that need a playbook not yet in the repository skip, naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fleet_support import (
+    REPO,
+    Completed,
+    Fleet,
+    kill_group,
+    make,
+    playbook_exists,
+    run,
+    start_interruptible,
+)
+
+SMOKE_PLAYBOOK = REPO / "tests" / "fleet" / "smoke.yml"
+REPORTS = REPO / "reports"
+# Generous: the heavy host builds the NVIDIA module with DKMS on a 2-core machine.
+PROVISION_TIMEOUT_S = 45 * 60
+
+needs_provision = pytest.mark.skipif(
+    not playbook_exists("provision.yml"), reason="playbooks/provision.yml does not exist yet"
+)
+needs_verify = pytest.mark.skipif(
+    not (playbook_exists("provision.yml") and playbook_exists("verify.yml")),
+    reason="playbooks/provision.yml or playbooks/verify.yml does not exist yet",
+)
+
+
+def _playbook(inventory: Path, playbook: Path) -> Completed:
+    return run(
+        [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory), str(playbook)],
+        timeout=1800,
+    )
+
+
+def _assert_all_hosts_ok(result: Completed, hosts: list[str]) -> dict[str, dict[str, int]]:
+    assert result.returncode == 0, result.explain()
+    recap = result.recap
+    assert sorted(recap) == sorted(hosts), f"PLAY RECAP names {sorted(recap)}\n{result.explain()}"
+    for host, counts in recap.items():
+        assert counts["failed"] == 0 and counts["unreachable"] == 0, (
+            f"{host}: {counts}\n{result.explain()}"
+        )
+    return recap
+
+
+def _lines_naming(result: Completed, word: str) -> list[str]:
+    return [line for line in result.output.splitlines() if word in line]
+
+
+def _assert_nothing_changed(fleet: Fleet, hosts: list[str], result: Completed) -> None:
+    for host in hosts:
+        changed = fleet.changed_paths(host)
+        assert not changed, f"{host} changed {changed} although the run should stop first\n" + (
+            result.explain()
+        )
+
+
+# --- smoke: the harness itself -----------------------------------------------------------------
+
+
+def test_smoke_first_run_installs_rebuilds_initramfs_and_reboots_one_host(fleet: Fleet) -> None:
+    # Start from a host without the smoke file, so the handlers run even on a reused fleet.
+    for host in fleet.hosts:
+        removed = fleet.ssh(host, "sudo rm -f /etc/modprobe.d/labrig-smoke.conf")
+        assert removed.returncode == 0, removed.explain()
+
+    result = _playbook(fleet.inventory, SMOKE_PLAYBOOK)
+
+    recap = _assert_all_hosts_ok(result, list(fleet.hosts))
+    assert all(counts["changed"] >= 2 for counts in recap.values()), result.explain()
+    handler_output = result.output.split("RUNNING HANDLER [Reboot one host]", 1)[-1]
+    first_host = next(iter(fleet.hosts))
+    assert f"changed: [{first_host}]" in handler_output.split("TASK [", 1)[0], result.explain()
+
+
+def test_smoke_second_run_changes_nothing(fleet: Fleet) -> None:
+    result = _playbook(fleet.inventory, SMOKE_PLAYBOOK)
+
+    recap = _assert_all_hosts_ok(result, list(fleet.hosts))
+    assert {host: counts["changed"] for host, counts in recap.items()} == dict.fromkeys(
+        fleet.hosts, 0
+    ), result.explain()
+
+
+# --- bad operator input: each fails before any host changes, naming what to fix ------------------
+
+
+def test_unknown_host_fails_before_any_change(fleet: Fleet, profiled_inventory: Path) -> None:
+    fleet.mark_unchanged()
+
+    result = make("provision", profiled_inventory, HOST="nosuchhost")
+
+    assert result.returncode != 0, result.explain()
+    assert len(_lines_naming(result, "nosuchhost")) == 1, result.explain()
+    _assert_nothing_changed(fleet, list(fleet.hosts), result)
+
+
+@needs_provision
+def test_wrong_typed_variable_fails_before_any_change(
+    fleet: Fleet, make_inventory: Callable[..., Path]
+) -> None:
+    inventory = make_inventory("wrong-type", all={"labrig_use_cuda": "perhaps"})
+    fleet.mark_unchanged()
+
+    result = make("provision", inventory, timeout=600)
+
+    assert result.returncode != 0, result.explain()
+    assert _lines_naming(result, "labrig_use_cuda"), result.explain()
+    _assert_nothing_changed(fleet, list(fleet.hosts), result)
+
+
+@needs_provision
+def test_incompatible_cuda_cudnn_pair_fails_before_any_change(
+    fleet: Fleet, make_inventory: Callable[..., Path]
+) -> None:
+    heavy = next(iter(fleet.hosts))
+    # cuDNN 8 (the cu11 wheel) with CUDA 12: MXNet 1.9.1 cannot use that pair.
+    inventory = make_inventory("cuda12", **{heavy: {"cuda_version": "12.2"}})
+    fleet.mark_unchanged([heavy])
+
+    result = make("provision", inventory, HOST=heavy, timeout=600)
+
+    assert result.returncode != 0, result.explain()
+    assert _lines_naming(result, "cuda_version"), result.explain()
+    _assert_nothing_changed(fleet, [heavy], result)
+
+
+@needs_provision
+def test_unsupported_host_stops_in_preflight_without_change(
+    fleet: Fleet, make_inventory: Callable[..., Path]
+) -> None:
+    host = list(fleet.hosts)[-1]
+    fake_platform = {
+        "distribution": "CentOS",
+        "distribution_version": "7.9",
+        "distribution_major_version": "7",
+    }
+    inventory = make_inventory("unsupported", **{host: {"preflight_facts_override": fake_platform}})
+    fleet.mark_unchanged([host])
+
+    result = make("provision", inventory, HOST=host, timeout=600)
+
+    assert result.returncode != 0, result.explain()
+    assert result.recap.get(host, {}).get("failed") == 1, result.explain()
+    assert [line for line in _lines_naming(result, "CentOS") if "preflight" in line], (
+        result.explain()
+    )
+    _assert_nothing_changed(fleet, [host], result)
+
+
+# --- provisioning for real --------------------------------------------------------------------
+
+
+@needs_provision
+def test_interrupted_provision_converges_when_rerun(
+    fleet: Fleet, profiled_inventory: Path, tmp_path: Path
+) -> None:
+    host = list(fleet.hosts)[1] if len(fleet.hosts) > 1 else next(iter(fleet.hosts))
+    log = tmp_path / "interrupted.log"
+    command = ["make", "--no-print-directory", "provision", f"INVENTORY={profiled_inventory}"]
+    process = start_interruptible([*command, f"HOST={host}"], log)
+    try:
+        # Interrupt while dpkg is really unpacking or configuring packages on the host.
+        deadline = time.monotonic() + 20 * 60
+        while process.poll() is None and time.monotonic() < deadline:
+            if fleet.ssh(host, "pgrep -x dpkg", timeout=30).returncode == 0:
+                break
+            time.sleep(2)
+        assert process.poll() is None, (
+            "the run ended before package installation could be interrupted:\n"
+            + log.read_text()[-4000:]
+        )
+    finally:
+        kill_group(process)
+
+    rerun = make("provision", profiled_inventory, HOST=host, timeout=PROVISION_TIMEOUT_S)
+
+    _assert_all_hosts_ok(rerun, [host])
+
+
+@needs_provision
+def test_full_provision_heavy_and_light_hosts_in_parallel(
+    fleet: Fleet, profiled_inventory: Path
+) -> None:
+    result = make("provision", profiled_inventory, timeout=PROVISION_TIMEOUT_S)
+
+    _assert_all_hosts_ok(result, list(fleet.hosts))
+    heavy = next(iter(fleet.hosts))
+    # The module is built for the installed kernel (nothing loads it: there is no GPU).
+    stack = fleet.ssh(heavy, "sudo dkms status && /usr/bin/nvcc --version")
+    assert stack.returncode == 0, stack.explain()
+    assert ": installed" in stack.output and "release 11.8" in stack.output, stack.explain()
+
+
+@needs_provision
+def test_second_provision_changes_nothing_on_any_host(
+    fleet: Fleet, profiled_inventory: Path
+) -> None:
+    result = make("provision", profiled_inventory, timeout=PROVISION_TIMEOUT_S)
+
+    recap = _assert_all_hosts_ok(result, list(fleet.hosts))
+    assert {host: counts["changed"] for host, counts in recap.items()} == dict.fromkeys(
+        fleet.hosts, 0
+    ), result.explain()
+
+
+# --- verify tells the truth on GPU-less hosts ---------------------------------------------------
+
+
+def _latest_reports(fleet: Fleet, result: Completed, previous: Path | None) -> dict[str, Any]:
+    latest = (REPORTS / "latest").resolve()
+    assert latest != previous, f"make verify wrote no new run under {REPORTS}\n{result.explain()}"
+    reports = {}
+    for host in fleet.hosts:
+        path = latest / f"{host}.json"
+        assert path.is_file(), f"no report for {host} in {latest}\n{result.explain()}"
+        reports[host] = json.loads(path.read_text())
+    return reports
+
+
+def _previous_run() -> Path | None:
+    latest = REPORTS / "latest"
+    return latest.resolve() if latest.exists() else None
+
+
+def _check(report: dict[str, Any], matches: Callable[[str], bool]) -> dict[str, Any]:
+    found = [check for check in report["checks"] if matches(check["check_id"])]
+    known = [check["check_id"] for check in report["checks"]]
+    why = report.get("suite_error") or ("unreachable" if report.get("unreachable") else "")
+    assert found, f"{report.get('host')}: no such check among {known} {why}"
+    return found[0]
+
+
+@needs_verify
+def test_verify_reports_gpu_checks_failed_with_the_real_reason(
+    fleet: Fleet, profiled_inventory: Path
+) -> None:
+    previous = _previous_run()
+
+    result = make("verify", profiled_inventory, timeout=1800)
+
+    assert result.returncode != 0, result.explain()
+    profiles = {host: path.read_text() for host, path in _host_vars(profiled_inventory).items()}
+    for host, report in _latest_reports(fleet, result, previous).items():
+        smi = _check(report, lambda check_id: check_id == "driver.nvidia_smi")
+        nvml = _check(report, lambda check_id: check_id == "driver.nvml")
+        assert smi["status"] == "failed" and nvml["status"] == "failed", (host, smi, nvml)
+        assert report["summary"]["ok"] is False and report["exit_code"] != 0, (host, report)
+        if "e2e_expect_driver: true" in profiles[host]:
+            # The driver is installed but no device and no module: what nvidia-smi and NVML say.
+            assert "exit 9" in smi["reason"] or "couldn't communicate" in smi["reason"], smi
+            assert "driver not loaded" in nvml["reason"].lower(), nvml
+        else:
+            assert smi["reason"] and nvml["reason"], (smi, nvml)
+
+
+@needs_verify
+def test_verify_cpu_only_passes_ndarray_and_mlp_on_every_host(
+    fleet: Fleet, profiled_inventory: Path
+) -> None:
+    previous = _previous_run()
+
+    result = make("verify", profiled_inventory, timeout=1800, CPU_ONLY="1")
+
+    assert result.returncode == 0, result.explain()
+    for host, report in _latest_reports(fleet, result, previous).items():
+        assert report["mode"] == "cpu-only", (host, report["mode"])
+        ndarray = _check(report, lambda check_id: check_id.startswith("workload.ndarray"))
+        mlp = _check(report, lambda check_id: check_id == "workload.mlp")
+        assert ndarray["status"] == "passed", (host, ndarray)
+        assert mlp["status"] == "passed", (host, mlp)
+
+
+def _host_vars(inventory: Path) -> dict[str, Path]:
+    return {path.stem: path for path in (inventory.parent / "host_vars").glob("*.yml")}
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+
+@needs_provision
+def test_unreachable_host_is_reported_while_the_others_complete(
+    fleet: Fleet, profiled_inventory: Path
+) -> None:
+    stopped = list(fleet.hosts)[-1]
+    stop = fleet.harness("stop", stopped)
+    assert stop.returncode == 0, stop.explain()
+    try:
+        result = make("provision", profiled_inventory, timeout=PROVISION_TIMEOUT_S)
+    finally:
+        start = fleet.harness("start", stopped)
+    assert start.returncode == 0, start.explain()
+
+    assert result.returncode != 0, result.explain()
+    recap = result.recap
+    assert recap.get(stopped, {}).get("unreachable", 0) >= 1, result.explain()
+    for host in fleet.hosts:
+        if host != stopped:
+            assert recap[host]["failed"] == 0 and recap[host]["unreachable"] == 0, (
+                f"{host}: {recap[host]}\n{result.explain()}"
+            )
