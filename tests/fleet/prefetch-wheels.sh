@@ -21,6 +21,8 @@ target=(--only-binary=:all: --implementation cp --python-version 3.11 --abi cp31
 with_dependencies=(
   mxnet==1.9.1 numpy==1.23.5 PyYAML nvidia-ml-py
   pip setuptools wheel
+  # The PyTorch backend's CPU build (one host of the e2e installs it beside MXNet).
+  torch==2.13.0
 )
 # cuDNN's wheel declares a cuBLAS wheel dependency (~400 MB); the hosts take cuBLAS from the CUDA
 # toolkit they install, so only the cuDNN wheel itself is fetched.

@@ -295,6 +295,39 @@ def test_verify_cpu_only_passes_ndarray_and_mlp_on_every_host(
         assert mlp["measurements"]["accuracy"] >= 0.97, (host, mlp)
 
 
+@needs_verify
+def test_verify_torch_backend_passes_where_pytorch_was_provisioned(
+    fleet: Fleet, profiled_inventory: Path
+) -> None:
+    torch_hosts = [
+        host
+        for host, path in _host_vars(profiled_inventory).items()
+        if "labrig_framework: both" in path.read_text()
+    ]
+    assert torch_hosts, "no host in tests/fleet/profiles.yml installs PyTorch"
+    previous = _previous_run()
+
+    result = make(
+        "verify",
+        profiled_inventory,
+        timeout=1800,
+        CPU_ONLY="1",
+        FRAMEWORK="torch",
+        HOST=",".join(torch_hosts),
+    )
+
+    assert result.returncode == 0, result.explain()
+    latest = (REPORTS / "latest").resolve()
+    assert latest != previous, result.explain()
+    for host in torch_hosts:
+        report = json.loads((latest / f"{host}.json").read_text())
+        assert report["framework"]["name"] == "torch", (host, report["framework"])
+        workloads = [c for c in report["checks"] if c["check_id"].startswith("workload.")]
+        assert workloads and all(c["framework"]["name"] == "torch" for c in workloads), host
+        mlp = _check(report, lambda check_id: check_id == "workload.mlp")
+        assert mlp["status"] == "passed", (host, mlp)
+
+
 def _host_vars(inventory: Path) -> dict[str, Path]:
     return {path.stem: path for path in (inventory.parent / "host_vars").glob("*.yml")}
 
