@@ -7,7 +7,7 @@ import re
 
 import pytest
 import yaml
-from conftest import ROLES, run_playbook
+from role_support import ROLES, run_playbook
 
 OUR_ROLES = ["preflight", "apt_sources", "nouveau", "nvidia_driver", "cuda", "cudnn", "mkl"]
 

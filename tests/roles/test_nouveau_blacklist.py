@@ -1,6 +1,6 @@
 """The nouveau blacklist file, rendered by Ansible from the role's template."""
 
-from conftest import ROLES, run_playbook
+from role_support import ROLES, run_playbook
 
 
 def test_blacklist_and_modeset_off(tmp_path):

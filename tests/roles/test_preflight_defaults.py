@@ -4,7 +4,7 @@ yet when it runs). Those fallbacks must be the values the roles really default t
 import re
 
 import yaml
-from conftest import ROLES
+from role_support import ROLES
 
 READS = re.compile(r"\b([a-z][a-z0-9_]*) \| default\('([^']*)'\)")
 

@@ -163,7 +163,7 @@ def cases(wheel: str) -> dict[str, tuple[dict, str | None]]:
 
 @pytest.fixture(scope="module")
 def matrix_run(tmp_path_factory, cudnn_wheel):
-    from conftest import run_playbook
+    from role_support import run_playbook
 
     hosts = {name: host for name, (host, _) in cases(cudnn_wheel).items()}
     return run_playbook(

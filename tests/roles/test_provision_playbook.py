@@ -4,7 +4,7 @@ role has its tag."""
 import subprocess
 
 import pytest
-from conftest import ANSIBLE_BIN, REPO
+from role_support import ANSIBLE_BIN, REPO
 
 
 def ansible_playbook(*args: str) -> str:
