@@ -226,6 +226,32 @@ def test_second_provision_changes_nothing_on_any_host(
     ), result.explain()
 
 
+@needs_provision
+def test_check_mode_shows_drift_without_repairing_it(
+    fleet: Fleet, profiled_inventory: Path
+) -> None:
+    heavy = next(iter(fleet.hosts))
+    held = fleet.ssh(heavy, "apt-mark showhold")
+    assert held.returncode == 0 and held.output.split(), held.explain()
+    package = sorted(held.output.split())[0]
+    # The drift a lab admin fears: a held driver/toolkit package released by hand.
+    unhold = fleet.ssh(heavy, f"sudo apt-mark unhold {package}")
+    assert unhold.returncode == 0, unhold.explain()
+
+    check = make("check", profiled_inventory, HOST=heavy, timeout=1800)
+
+    assert check.returncode == 0, check.explain()
+    assert check.recap[heavy]["changed"] >= 1, check.explain()
+    assert package in check.output, check.explain()
+    still = fleet.ssh(heavy, "apt-mark showhold")
+    assert package not in still.output.split(), "check mode changed the host"
+
+    repaired = make("provision", profiled_inventory, HOST=heavy, timeout=PROVISION_TIMEOUT_S)
+
+    _assert_all_hosts_ok(repaired, [heavy])
+    assert package in fleet.ssh(heavy, "apt-mark showhold").output.split()
+
+
 # --- verify tells the truth on GPU-less hosts ---------------------------------------------------
 
 
