@@ -294,27 +294,60 @@ ensure_overlay() {
 }
 
 # The supervisor: one loop per host that boots the guest again when it reboots (exit 133).
+# Seen here: now and then a guest's systemd wedges halfway through a shutdown (it cannot kill a
+# unit's cgroup under nspawn: "Failed to kill control group ... Input/output error") and never
+# exits, so a reboot never comes back. A guest whose sshd has been gone for a minute is taken to
+# be wedged: its init is killed and the supervisor boots it again, as the reboot asked.
+watch_for_wedge() {
+  local guest=$1 marker=$2 init missing=0
+  while pid_alive "$guest"; do
+    init=$(pgrep -P "$guest" -o 2>/dev/null || true)
+    if [[ -n $init ]] && ! pgrep --ns "$init" --nslist pid -x sshd >/dev/null 2>&1; then
+      missing=$((missing + 1))
+      if ((missing >= 30)); then
+        echo "supervisor: guest wedged (no sshd for 60 s) at $(date -u +%FT%TZ); killing its init"
+        touch "$marker"
+        kill -KILL "$init" 2>/dev/null
+        return
+      fi
+    else
+      missing=0
+    fi
+    sleep 2
+  done
+}
+
 supervise() {
-  local index=$1 root name netns rc guest=
+  local index=$1 root name netns rc guest='' watchdog wedged
   root=$(node_root "$index")
   name=$(node_name "$index")
   netns=$(node_netns "$index")
+  wedged=$STATE/$name.wedged
   # SIGTERM to the supervisor becomes SIGTERM to nspawn, which powers the guest off cleanly.
   trap 'stopping=1; [[ -n $guest ]] && kill -TERM "$guest" 2>/dev/null' TERM INT
   stopping=0
   while ((stopping == 0)); do
+    rm -f "$wedged"
     systemd-nspawn --boot --register=no --keep-unit --quiet \
       --directory="$root" --machine="$FLEET-$name" --hostname="$name" \
       --network-namespace-path="/run/netns/$netns" \
       --resolv-conf=off --timezone=off --link-journal=no --console=passive &
     guest=$!
     echo "$guest" >"$STATE/$name.nspawn.pid"
+    watch_for_wedge "$guest" "$wedged" &
+    watchdog=$!
     rc=0
     # wait returns early when a trapped signal arrives; wait again for the guest to finish.
     while pid_alive "$guest"; do wait "$guest" && rc=0 || rc=$?; done
+    kill "$watchdog" 2>/dev/null || true
+    wait "$watchdog" 2>/dev/null || true
     guest=
     rm -f "$STATE/$name.nspawn.pid"
     echo "supervisor: guest exited with $rc at $(date -u +%FT%TZ)"
+    if [[ -e $wedged ]]; then
+      rm -f "$wedged"
+      rc=133
+    fi
     ((rc == 133)) || break
   done
 }
