@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The controller-side wheelhouse for fleet hosts, which reach no package index: the wheels the
-# roles install (MXNet CPU wheel and its dependencies, the verify suite's dependencies, the cuDNN 8
-# wheel for the heavy host), for the hosts' Python 3.11 on manylinux x86_64.
+# roles install (MXNet's CPU and GPU wheels and their dependencies, the verify suite's dependencies,
+# cuDNN 8 and NCCL 2 for the heavy host), for the hosts' Python 3.11 on manylinux x86_64.
 # pip skips files already in the wheelhouse, so a second run downloads nothing.
 # The inventory that fleet.sh writes points labrig_wheelhouse at this directory.
 set -euo pipefail
@@ -20,13 +20,16 @@ target=(--only-binary=:all: --implementation cp --python-version 3.11 --abi cp31
 
 with_dependencies=(
   mxnet==1.9.1 numpy==1.23.5 PyYAML nvidia-ml-py
+  # The design card's GPU wheel (499 MB), installed by the heavy host.
+  mxnet-cu112==1.9.1
   pip setuptools wheel
   # The PyTorch backend's CPU build (one host of the e2e installs it beside MXNet).
   torch==2.13.0
 )
 # cuDNN's wheel declares a cuBLAS wheel dependency (~400 MB); the hosts take cuBLAS from the CUDA
-# toolkit they install, so only the cuDNN wheel itself is fetched.
-without_dependencies=(nvidia-cudnn-cu11==8.9.6.50)
+# toolkit they install, so only the cuDNN wheel itself is fetched. NCCL (148 MB) is the library
+# mxnet-cu112 links that neither Debian nor the toolkit ships.
+without_dependencies=(nvidia-cudnn-cu11==8.9.6.50 nvidia-nccl-cu11==2.21.5)
 
 mkdir -p "$wheelhouse"
 started=$SECONDS

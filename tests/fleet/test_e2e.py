@@ -35,6 +35,8 @@ SMOKE_CHECKS = {
     "workload.smoke.matmul",
     "workload.smoke.roundtrip",
 }
+# What mxnet-cu112 1.9.1 has on top of the CPU wheel (roles/mxnet/tasks/expectations.yml).
+GPU_WHEEL_FEATURES = ("CUDA", "CUDNN", "NCCL", "CUDA_RTC")
 # Generous: the heavy host builds the NVIDIA module with DKMS on a 2-core machine.
 PROVISION_TIMEOUT_S = 45 * 60
 
@@ -298,6 +300,8 @@ def test_verify_reports_gpu_checks_failed_with_the_real_reason(
             # The driver is installed but no device and no module: what nvidia-smi and NVML say.
             assert "exit 9" in smi["reason"] or "couldn't communicate" in smi["reason"], smi
             assert "driver not loaded" in nvml["reason"].lower(), nvml
+        if "e2e_expect_gpu_wheel: true" in profiles[host]:
+            _assert_gpu_wheel_build(host, report)
         else:
             assert smi["reason"] and nvml["reason"], (smi, nvml)
 
@@ -311,6 +315,7 @@ def test_verify_cpu_only_passes_ndarray_and_mlp_on_every_host(
     result = make("verify", profiled_inventory, timeout=1800, CPU_ONLY="1")
 
     assert result.returncode == 0, result.explain()
+    profiles = {host: path.read_text() for host, path in _host_vars(profiled_inventory).items()}
     for host, report in _latest_reports(fleet, result, previous).items():
         assert report["mode"] == "cpu-only", (host, report["mode"])
         smoke = [c for c in report["checks"] if c["check_id"].startswith("workload.smoke.")]
@@ -319,6 +324,18 @@ def test_verify_cpu_only_passes_ndarray_and_mlp_on_every_host(
         mlp = _check(report, lambda check_id: check_id == "workload.mlp")
         assert mlp["status"] == "passed", (host, mlp)
         assert mlp["measurements"]["accuracy"] >= 0.97, (host, mlp)
+        if "e2e_expect_gpu_wheel: true" in profiles[host]:
+            # The NDArray and MLP checks above ran on mxnet-cu112's CPU kernels.
+            _assert_gpu_wheel_build(host, report)
+
+
+def _assert_gpu_wheel_build(host: str, report: dict[str, Any]) -> None:
+    imported = _check(report, lambda check_id: check_id == "build.import")
+    assert imported["status"] == "passed", (host, imported)
+    features = _check(report, lambda check_id: check_id == "build.features")
+    assert features["status"] == "passed", (host, features)
+    cuda_features = {name: features["measurements"].get(name) for name in GPU_WHEEL_FEATURES}
+    assert cuda_features == dict.fromkeys(GPU_WHEEL_FEATURES, True), (host, features)
 
 
 @needs_verify

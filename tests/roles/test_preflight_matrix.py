@@ -3,6 +3,8 @@ with one line naming the variable to change; good ones pass and describe the GPU
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 DEBIAN12 = {"distribution": "Debian", "version": "12", "codename": "bookworm", "arch": "x86_64"}
@@ -26,6 +28,8 @@ def cudnn_wheel(tmp_path_factory) -> str:
         / "nvidia_cudnn_cu11-8.9.6.50-py3-none-manylinux1_x86_64.whl"
     )
     wheel.write_bytes(b"not a real wheel: preflight only checks it exists")
+    nccl = wheel.with_name("nvidia_nccl_cu11-2.21.5-py3-none-manylinux2014_x86_64.whl")
+    nccl.write_bytes(b"not a real wheel either")
     return str(wheel)
 
 
@@ -145,6 +149,18 @@ def cases(wheel: str) -> dict[str, tuple[dict, str | None]]:
         "bad_hopper_pip_wheel": (
             deb(preflight_pci_devices=[H100], mxnet_install_method="pip"),
             "set mxnet_install_method: source",
+        ),
+        "ok_gpu_wheel_with_nccl_in_the_wheelhouse": (
+            deb(mxnet_install_method="pip", labrig_wheelhouse=str(Path(wheel).parent)),
+            None,
+        ),
+        "ok_gpu_wheel_with_nccl_from_nvidias_repo": (
+            good_ubuntu22(mxnet_install_method="pip"),
+            None,
+        ),
+        "bad_gpu_wheel_without_nccl": (
+            deb(mxnet_install_method="pip", labrig_wheelhouse="/nonexistent"),
+            "no nvidia_nccl_cu11-2.21.5-*.whl in labrig_wheelhouse",
         ),
         "bad_license": (deb(cudnn_accept_license=False), "set cudnn_accept_license: true"),
         "bad_cudnn9_repo": (good_ubuntu22(cudnn_version="9.1.0.70"), "cuDNN 9.1.0.70 does not fit"),

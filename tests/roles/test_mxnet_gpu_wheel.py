@@ -1,0 +1,159 @@
+"""The pip path with the GPU wheel: only the wheel asked for is copied, NCCL comes from the wheel
+or NVIDIA's repository, a bad NCCL wheel stops before any copy, and the wheel's libraries are
+checked against the host's dynamic linker before the 500 MB wheel moves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from role_support import ROLES, run_playbook
+
+MXNET = ROLES / "mxnet"
+NCCL_WHEEL = "nvidia_nccl_cu11-2.21.5-py3-none-manylinux2014_x86_64.whl"
+WHEELHOUSE_FILES = [
+    "mxnet-1.9.1-py3-none-manylinux2014_x86_64.whl",
+    "mxnet_cu112-1.9.1-py3-none-manylinux2014_x86_64.whl",
+    "numpy-1.23.5-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+    "torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl",
+    NCCL_WHEEL,
+]
+
+
+def _with_role_defaults(hosts: dict[str, dict]) -> dict[str, dict]:
+    # Host vars over the role's defaults, as Ansible layers them (include_vars would win over both).
+    defaults = yaml.safe_load((MXNET / "defaults" / "main.yml").read_text())
+    return {host: {**defaults, **values} for host, values in hosts.items()}
+
+
+ROLE_VARS = [
+    {"name": "Vars", "ansible.builtin.include_vars": {"file": str(MXNET / "vars" / "main.yml")}}
+]
+
+
+@pytest.fixture
+def wheelhouse(tmp_path: Path) -> Path:
+    folder = tmp_path / "wheelhouse"
+    folder.mkdir()
+    for name in WHEELHOUSE_FILES:
+        (folder / name).write_bytes(b"not a real wheel")
+    return folder
+
+
+def test_nccl_method_follows_the_cuda_repository(tmp_path: Path, wheelhouse: Path) -> None:
+    hosts = {
+        "debian": {"cuda_plan": {"method": "distro"}, "labrig_wheelhouse": str(wheelhouse)},
+        "ubuntu": {"cuda_plan": {"method": "nvidia_repo"}},
+        "forced": {"cuda_plan": {"method": "nvidia_repo"}, "mxnet_nccl_method": "wheel"},
+    }
+    run = run_playbook(
+        tmp_path,
+        ROLE_VARS,
+        _with_role_defaults(hosts),
+        report_vars=(
+            "__mxnet_nccl_method",
+            "__mxnet_nccl_wheel_file",
+            "__mxnet_nccl_lib_dir",
+            "mxnet_nccl_apt_version",
+        ),
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert run.value("debian", "__mxnet_nccl_method") == "wheel"
+    assert run.value("debian", "__mxnet_nccl_wheel_file") == str(wheelhouse / NCCL_WHEEL)
+    assert run.value("debian", "__mxnet_nccl_lib_dir") == "/opt/labrig/nccl/2.21.5/nvidia/nccl/lib"
+    assert run.value("ubuntu", "__mxnet_nccl_method") == "repo"
+    assert run.value("ubuntu", "mxnet_nccl_apt_version") == "2.21.5-1+cuda11.0"
+    assert run.value("forced", "__mxnet_nccl_method") == "wheel"
+
+
+def test_a_host_receives_only_the_mxnet_wheel_it_installs(tmp_path: Path, wheelhouse: Path) -> None:
+    common = {"labrig_wheelhouse": str(wheelhouse), "mxnet_install_method": "pip"}
+    hosts = {
+        "gpu": {**common, "labrig_use_cuda": True, "mxnet_wheel_cache": str(tmp_path / "gpu")},
+        "cpu": {**common, "mxnet_wheel_cache": str(tmp_path / "cpu")},
+        "source": {
+            **common,
+            "mxnet_install_method": "source",
+            "mxnet_wheel_cache": str(tmp_path / "src"),
+        },
+    }
+    tasks = [
+        {
+            "name": "Copy",
+            "ansible.builtin.include_role": {"name": "mxnet", "tasks_from": "wheels.yml"},
+        }
+    ]
+
+    run = run_playbook(tmp_path, tasks, hosts)
+
+    assert run.returncode == 0, run.stdout[-3000:]
+    copied = {
+        host: sorted(p.name.split("-")[0] for p in (tmp_path / folder).iterdir())
+        for host, folder in (("gpu", "gpu"), ("cpu", "cpu"), ("source", "src"))
+    }
+    assert copied == {
+        "gpu": ["mxnet_cu112", "numpy"],
+        "cpu": ["mxnet", "numpy"],
+        "source": ["numpy"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "wanted"),
+    [
+        (b"tampered", "has sha256"),
+        (None, "no nvidia_nccl_cu11-2.21.5-*.whl in labrig_wheelhouse"),
+    ],
+)
+def test_a_bad_or_missing_nccl_wheel_stops_before_anything_is_copied(
+    tmp_path: Path, wheelhouse: Path, content: bytes | None, wanted: str
+) -> None:
+    nccl = wheelhouse / NCCL_WHEEL
+    if content is None:
+        nccl.unlink()
+    else:
+        nccl.write_bytes(content)
+    cache = tmp_path / "cache"
+    hosts = {
+        "gpu": {
+            "labrig_wheelhouse": str(wheelhouse),
+            "mxnet_wheel_cache": str(cache),
+            "mxnet_nccl_prefix": str(tmp_path / "nccl"),
+        }
+    }
+    tasks = [
+        {
+            "name": "NCCL",
+            "ansible.builtin.include_role": {"name": "mxnet", "tasks_from": "nccl.yml"},
+        }
+    ]
+
+    run = run_playbook(tmp_path, tasks, hosts)
+
+    assert run.returncode != 0
+    message = run.failure("gpu") or ""
+    assert wanted in message, run.stdout[-3000:]
+    assert not cache.exists() and not (tmp_path / "nccl").exists()
+
+
+def test_the_library_check_names_each_missing_library_and_what_brings_it(tmp_path: Path) -> None:
+    # This machine has no CUDA 11 stack: the GPU wheel's CUDA libraries cannot resolve, while the
+    # CPU wheel's (glibc, libstdc++, libgomp, libquadmath) do.
+    hosts = {"gpu": {"mxnet_pip_package": "mxnet-cu112"}, "cpu": {"mxnet_pip_package": "mxnet"}}
+    tasks = [
+        {
+            "name": "Libraries",
+            "ansible.builtin.include_role": {"name": "mxnet", "tasks_from": "libraries.yml"},
+        }
+    ]
+
+    run = run_playbook(tmp_path, tasks, hosts)
+
+    assert run.failure("cpu") is None, run.stdout[-3000:]
+    message = run.failure("gpu") or ""
+    assert "mxnet-cu112 1.9.1 links libraries the dynamic linker cannot find" in message, message
+    assert "libnccl.so.2 (NCCL 2 (mxnet_nccl_method))" in message
+    assert "libcudnn.so.8 (cuDNN 8 (cudnn role))" in message
+    assert "libcudart.so.11.0 (the CUDA 11 runtime (cuda role))" in message
+    assert "libc.so.6" not in message
