@@ -1,6 +1,7 @@
 # labrig — thin wrappers over ansible-playbook and `python -m verify`.
 # `make help` lists the targets. Variables: HOST (host or group pattern; empty = whole inventory),
-# INVENTORY (default ./inventory), ARGS (extra ansible-playbook arguments).
+# INVENTORY (default ./inventory; without one, `make verify` checks this machine), ARGS (extra
+# ansible-playbook arguments).
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3.11
@@ -10,16 +11,20 @@ INVENTORY ?= inventory
 HOST ?=
 ARGS ?=
 RUN ?=
+OPEN ?=
+KEEP ?=
 CPU_ONLY ?=
 FRAMEWORK ?=
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
 LIMIT = $(if $(HOST),--limit '$(HOST)',)
+# No ./inventory and no INVENTORY= given: the commands act on this machine (see below).
+NO_INVENTORY := $(if $(filter file,$(origin INVENTORY)),$(if $(wildcard $(INVENTORY)),,1),)
 PLAYBOOK = $(BIN)/ansible-playbook -i '$(INVENTORY)' $(LIMIT)
 VERIFY_VARS = $(if $(CPU_ONLY),-e verify_cpu_only=true,) $(if $(FRAMEWORK),-e verify_framework=$(FRAMEWORK),)
 
-.PHONY: help setup test lint unit fleet-test provision check verify report fleet-up fleet-down \
+.PHONY: help setup test lint unit fleet-test provision check verify report demo fleet-up fleet-down \
 	bench-verify bench-fleet _inventory
 
 help: ## this list
@@ -60,17 +65,41 @@ _inventory:
 	      echo "error: HOST=$$pattern is not a host or group in $(INVENTORY); known hosts: $$known" >&2; exit 2; fi; \
 	  done; fi
 
+ifeq ($(NO_INVENTORY),1)
+# No inventory: verify checks this machine; provision and check touch only an explicit localhost.
+provision check:
+	@if [ '$(HOST)' != localhost ]; then \
+	  echo "$@: no inventory ('$(INVENTORY)' not found), and labrig never provisions this machine by default." >&2; \
+	  echo "  Write one: cp inventory.example inventory, list your workstations, then make $@ [HOST=ws01]." >&2; \
+	  echo "  To provision this controller itself: make $@ HOST=localhost ARGS='-e labrig_provision_localhost=true'" >&2; \
+	  exit 2; fi
+	$(BIN)/ansible-playbook -i localhost, -c local -e ansible_python_interpreter=/usr/bin/python3 \
+	  playbooks/provision.yml \
+	  $(if $(filter check,$@),--check --diff,) $(ARGS)
+
+verify:
+	$(BIN)/python -m verify.this_machine $(if $(CPU_ONLY),--cpu-only,) \
+	  $(if $(FRAMEWORK),--framework '$(FRAMEWORK)',)
+else
 provision: _inventory ## provision HOST (or every host); a failing host never stops the others
 	$(PLAYBOOK) playbooks/provision.yml $(ARGS)
 
 check: _inventory ## dry run of provision with --check --diff: what would change on HOST
 	$(PLAYBOOK) playbooks/provision.yml --check --diff $(ARGS)
 
-verify: _inventory ## run the verify suite on HOST (or every host) and print the fleet report
+verify: _inventory ## verify HOST (or every host; no inventory: this machine), print the fleet report
 	$(PLAYBOOK) playbooks/verify.yml $(VERIFY_VARS) $(ARGS)
+endif
 
-report: ## re-render the latest fleet report (RUN=<id> for an older one)
-	$(BIN)/python -m verify.fleet report $(if $(RUN),--run '$(RUN)',)
+report: ## re-render the latest fleet report (RUN=<id> for an older one; OPEN=1 opens it)
+	$(BIN)/python -m verify.fleet report --width 80 $(if $(RUN),--run '$(RUN)',)
+	@html=$$(readlink -f reports/$(or $(RUN),latest))/fleet.html; \
+	if [ -n '$(OPEN)' ] && [ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ] && command -v xdg-open >/dev/null; then \
+	  xdg-open "$$html" >/dev/null 2>&1 & \
+	elif [ -n '$(OPEN)' ]; then echo "report: no desktop here to open it; the file is $$html"; fi
+
+demo: ## boot a local fleet, provision + verify one CPU host, show its report (root; KEEP=1 keeps it)
+	KEEP='$(KEEP)' tests/fleet/demo.sh
 
 fleet-up: ## boot the local test fleet (root; see README "Try it on a local fleet")
 	tests/fleet/fleet.sh up

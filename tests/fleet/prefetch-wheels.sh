@@ -31,9 +31,17 @@ with_dependencies=(
 # mxnet-cu112 links that neither Debian nor the toolkit ships.
 without_dependencies=(nvidia-cudnn-cu11==8.9.6.50 nvidia-nccl-cu11==2.21.5)
 
+# LABRIG_WHEELS=cpu: only what a CPU-profile host installs (make demo), not the GPU stack's 1.3 GB.
+if [[ ${LABRIG_WHEELS:-all} == cpu ]]; then
+  with_dependencies=(mxnet==1.9.1 numpy==1.23.5 PyYAML nvidia-ml-py pip setuptools wheel)
+  without_dependencies=()
+fi
+
 mkdir -p "$wheelhouse"
 started=$SECONDS
 "$python" -m pip download --quiet --dest "$wheelhouse" "${target[@]}" "${with_dependencies[@]}"
-"$python" -m pip download --quiet --dest "$wheelhouse" "${target[@]}" --no-deps "${without_dependencies[@]}"
+if ((${#without_dependencies[@]})); then
+  "$python" -m pip download --quiet --dest "$wheelhouse" "${target[@]}" --no-deps "${without_dependencies[@]}"
+fi
 echo "prefetch-wheels: $wheelhouse holds $(find "$wheelhouse" -name '*.whl' | wc -l) wheels," \
   "$(du -sh "$wheelhouse" | cut -f1), checked in $((SECONDS - started)) s"
