@@ -15,6 +15,29 @@ OPEN ?=
 KEEP ?=
 CPU_ONLY ?=
 FRAMEWORK ?=
+# Operator values reach a shell: any that could end a quote or start a command is refused before
+# make expands anything (exit 2). $(value) reads the raw text, so a $(shell ...) in it never runs.
+quote := '
+dquote := "
+semi := ;
+dollar := $$
+backtick := `
+pipe := |
+amp := &
+lt := <
+gt := >
+define newline
+
+
+endef
+refuse_unsafe = $(foreach char,$2,$(if $(findstring $($(char)),$(value $1)),$(error \
+  $1: a value with $($(char)) is refused: it could run shell code)))$(if \
+  $(findstring $(newline),$(value $1)),$(error $1: a value with a newline is refused: it could run shell code))
+# Recipes single-quote every value but ARGS, which is split into words on purpose.
+$(foreach var,HOST INVENTORY FRAMEWORK RUN CPU_ONLY OPEN KEEP,$(call refuse_unsafe,$(var),quote dquote \
+  semi dollar backtick))
+$(call refuse_unsafe,ARGS,quote dquote semi dollar backtick pipe amp lt gt)
+
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 

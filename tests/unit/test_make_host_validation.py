@@ -58,3 +58,28 @@ def test_missing_inventory_names_the_fix(tmp_path: Path) -> None:
     result = make("_inventory", f"INVENTORY={tmp_path / 'nope'}", "HOST=ws01")
     assert result.returncode == 2
     assert "copy inventory.example to inventory" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "shown"),
+    [
+        ("HOST", "ws01';touch {canary};'", "'"),
+        ("HOST", "$(shell touch {canary})", "$"),
+        ("INVENTORY", 'inv"; touch {canary}; "', '"'),
+        ("ARGS", "-e a=1; touch {canary}", ";"),
+        ("ARGS", "-e a=1 | touch {canary}", "|"),
+        ("ARGS", "-e a=1\ntouch {canary}", "a newline"),
+        ("FRAMEWORK", "torch`touch {canary}`", "`"),
+        ("RUN", "latest$(touch {canary})", "$"),
+        ("CPU_ONLY", "1;touch {canary}", ";"),
+    ],
+)
+def test_a_value_that_could_run_shell_code_is_refused(
+    tmp_path: Path, variable: str, value: str, shown: str
+) -> None:
+    canary = tmp_path / "ran"
+    result = make("-n", "verify", "_inventory", f"{variable}={value.format(canary=canary)}")
+
+    assert result.returncode == 2
+    assert f"{variable}: a value with {shown} is refused" in result.stderr, result.stderr
+    assert not canary.exists()
