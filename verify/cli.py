@@ -16,17 +16,21 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from verify import expectations as expectations_module
+from verify import frameworks, selection
 from verify import snapshot as snapshot_module
-from verify.checks import CATALOGUE, run_host_checks, selected, unknown_selectors
-from verify.checks.common import nvml_unavailable
+from verify.checks import CATALOGUE, run_host_checks
+from verify.checks.common import no_gpu_reason
+from verify.registry import CheckSpec
 from verify.report import json_report, junit
 from verify.report.terminal import TerminalTable
 from verify.result import CheckResult, Status
+from verify.values import value
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_SUITE_ERROR = 2
 
+WORKLOAD_PREFIX = "workload"
 SNAPSHOT_REPLAY_REASON = "--snapshot: workload checks need the live machine, not a recording"
 
 
@@ -48,11 +52,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--framework",
-        choices=expectations_module.FRAMEWORKS,
+        choices=frameworks.FRAMEWORKS,
         help="framework for the build and workload checks (default: expectations, else mxnet)",
     )
     parser.add_argument("--json", metavar="PATH", help="write the JSON report here")
     parser.add_argument("--junit", metavar="PATH", help="write JUnit XML here")
+    _add_expectation_options(parser)
+    parser.add_argument(
+        "--only", metavar="ID", nargs="+", action="extend", help="run only these ids or prefixes"
+    )
+    parser.add_argument(
+        "--skip", metavar="ID", nargs="+", action="extend", default=[], help="skip ids or prefixes"
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--snapshot", metavar="PATH", help="check a recorded snapshot instead of this machine"
+    )
+    source.add_argument(
+        "--record-snapshot", metavar="PATH", help="also write the gathered snapshot here"
+    )
+    parser.add_argument("--host", metavar="NAME", help="host name for the reports")
+    parser.add_argument("--list-checks", action="store_true", help="list the check ids and exit")
+    parser.add_argument("--no-color", action="store_true", help="plain terminal output")
+    return parser
+
+
+def _add_expectation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--expect",
         metavar="FILE",
@@ -83,61 +108,52 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="uniform draws for the MLP check's data (the seed's sample_density; 50 → 41 points)",
     )
-    parser.add_argument(
-        "--only", metavar="ID", nargs="+", action="extend", help="run only these ids or prefixes"
-    )
-    parser.add_argument(
-        "--skip", metavar="ID", nargs="+", action="extend", default=[], help="skip ids or prefixes"
-    )
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--snapshot", metavar="PATH", help="check a recorded snapshot instead of this machine"
-    )
-    source.add_argument(
-        "--record-snapshot", metavar="PATH", help="also write the gathered snapshot here"
-    )
-    parser.add_argument("--host", metavar="NAME", help="host name for the reports")
-    parser.add_argument("--list-checks", action="store_true", help="list the check ids and exit")
-    parser.add_argument("--no-color", action="store_true", help="plain terminal output")
-    return parser
 
 
-def workload_check_ids() -> tuple[str, ...] | None:
-    """The workload ids, or None where verify.workloads cannot be imported."""
+def workload_checks() -> list[CheckSpec] | None:
+    """The workload checks, or None where verify.workloads cannot be imported."""
     try:
-        from verify.workloads import CHECK_IDS
+        from verify.workloads import CHECKS
     except ImportError:
         return None
-    return tuple(CHECK_IDS)
+    return list(CHECKS)
 
 
 def list_checks(stream: TextIO) -> None:
-    for spec in CATALOGUE:
+    workloads = workload_checks()
+    for spec in [*CATALOGUE, *(workloads or ())]:
         scope = "gpu" if spec.needs_gpu else "host"
         print(
             f"{spec.check_id:<28} {spec.severity.value:<9} {scope:<5} {spec.description}",
             file=stream,
         )
-    for check_id in workload_check_ids() or ("workload.*",):
+    if workloads is None:
         print(
-            f"{check_id:<28} {'required':<9} {'gpu':<5} run on every GPU (verify.workloads)",
-            file=stream,
+            f"{'workload.*':<28} {'required':<9} {'gpu':<5} verify.workloads missing", file=stream
         )
+
+
+def unknown_selectors(selectors: list[str], workload_ids: list[str] | None) -> list[str]:
+    """Selectors that select nothing. Without the workloads' id list, any `workload*` passes."""
+    if workload_ids is None:
+        selectors = [s for s in selectors if not s.startswith(WORKLOAD_PREFIX)]
+    known = [spec.check_id for spec in CATALOGUE] + [WORKLOAD_PREFIX, *(workload_ids or ())]
+    return selection.unknown(selectors, known)
+
+
+def wants_workloads(
+    only: list[str] | None, skip: list[str], workload_ids: list[str] | None
+) -> bool:
+    """False when --only/--skip rule out every workload check."""
+    if workload_ids:
+        return any(selection.selected(check_id, only, skip) for check_id in workload_ids)
+    if WORKLOAD_PREFIX in skip:
+        return False
+    return not only or any(selector.startswith(WORKLOAD_PREFIX) for selector in only)
 
 
 def exit_code_for(results: list[CheckResult]) -> int:
     return EXIT_CHECK_FAILED if any(item.blocking for item in results) else EXIT_OK
-
-
-def wants_workloads(
-    only: list[str] | None, skip: list[str], workload_ids: tuple[str, ...] | None
-) -> bool:
-    """False when --only/--skip rule out every workload check."""
-    if workload_ids:
-        return any(selected(check_id, only, skip) for check_id in workload_ids)
-    if "workload" in skip:
-        return False
-    return not only or any(selector.startswith("workload") for selector in only)
 
 
 def run_workload_checks(
@@ -151,52 +167,49 @@ def run_workload_checks(
     skip: list[str],
     on_result: Callable[[CheckResult], None],
 ) -> list[CheckResult]:
-    if replay:
-        item = CheckResult("workload", Status.SKIPPED, SNAPSHOT_REPLAY_REASON)
-        on_result(item)
-        return [item]
-    devices = [] if cpu_only else snapshot["nvml"].get("gpus") or []
-    gpu_indices = [device["index"] for device in devices]
-    gpu_names = {
-        device["index"]: device.get("nvmlDeviceGetName", {}).get("value") for device in devices
-    }
-    try:
-        from verify.workloads import run_workloads
-    except ImportError as exc:
-        raise SuiteError(f"workload checks unavailable: {exc}") from None
-
+    """Hand this machine's GPUs, and the probe the snapshot took, to the workload runner."""
     results: list[CheckResult] = []
 
-    def keep(item: CheckResult) -> None:
-        if selected(item.check_id, only, skip):
-            results.append(item)
-            on_result(item)
+    def emit(item: CheckResult) -> None:
+        results.append(item)
+        on_result(item)
 
+    def keep(item: CheckResult) -> None:
+        # The runner is held to the same selection: nothing unasked reaches the report.
+        if selection.selected(item.check_id, only, skip):
+            emit(item)
+
+    if replay:
+        emit(CheckResult(WORKLOAD_PREFIX, Status.SKIPPED, SNAPSHOT_REPLAY_REASON))
+        return results
+    try:
+        from verify.workloads.runner import no_gpu_result, run_workloads
+    except ImportError as exc:
+        raise SuiteError(f"workload checks unavailable: {exc}") from None
+    devices = [] if cpu_only else snapshot["nvml"].get("gpus") or []
     try:
         run_workloads(
             framework=framework,
-            gpu_indices=gpu_indices,
+            gpu_indices=[device["index"] for device in devices],
             cpu_only=cpu_only,
             expectations=expectations,
             only=set(only) if only else None,
             skip=set(skip),
             on_result=keep,
-            gpu_names=gpu_names,
+            gpu_names={d["index"]: value(d.get("nvmlDeviceGetName")) for d in devices},
+            probe=snapshot.get("framework") or None,
         )
     except Exception as exc:
-        item = CheckResult(
-            "workload", Status.ERROR, f"workload runner crashed: {type(exc).__name__}: {exc}"
+        emit(
+            CheckResult(
+                WORKLOAD_PREFIX,
+                Status.ERROR,
+                f"workload runner crashed: {type(exc).__name__}: {exc}",
+            )
         )
-        results.append(item)
-        on_result(item)
-    if not cpu_only and not gpu_indices and not results:
+    if not cpu_only and not devices and not results:
         # Whatever the runner does without a GPU, this run must not look clean.
-        why = nvml_unavailable(snapshot) or "NVML sees no GPU"
-        item = CheckResult(
-            "workload", Status.FAILED, f"no GPU to run the workload checks on: {why}"
-        )
-        results.append(item)
-        on_result(item)
+        emit(no_gpu_result(WORKLOAD_PREFIX, no_gpu_reason(snapshot) or "NVML sees no GPU"))
     return results
 
 
@@ -221,12 +234,7 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None) -> int:
         return EXIT_SUITE_ERROR
 
 
-def run(args: argparse.Namespace, stdout: TextIO) -> int:
-    selectors = [*(args.only or []), *args.skip]
-    workload_ids = workload_check_ids()
-    unknown = unknown_selectors(selectors, workload_ids)
-    if unknown:
-        raise SuiteError(f"unknown check id or prefix: {', '.join(unknown)} (see --list-checks)")
+def load_expectations(args: argparse.Namespace) -> dict[str, Any]:
     overrides = {
         "driver_version": args.driver_version,
         "gpu_count": args.gpu_count,
@@ -234,25 +242,75 @@ def run(args: argparse.Namespace, stdout: TextIO) -> int:
         "mlp_samples": args.mlp_samples,
         "framework": args.framework,
     }
-    expectations = expectations_module.load(args.expectations_dir, args.expect, overrides)
-    framework = expectations.get("framework", "mxnet")
+    return expectations_module.load(args.expectations_dir, args.expect, overrides)
 
-    started_at = time.perf_counter()
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    table = TerminalTable(stdout, color=False if args.no_color else None)
+
+def take_snapshot(args: argparse.Namespace, framework: str, table: TerminalTable) -> dict[str, Any]:
+    """The recorded snapshot (--snapshot), else this machine's, recorded when asked."""
     if args.snapshot:
-        snapshot = snapshot_module.load(args.snapshot)
-        framework = (snapshot.get("framework") or {}).get("name") or framework
-    else:
-        table.note(f"gathering facts: NVML, nvidia-smi, /proc, {framework} build ...")
-        snapshot = snapshot_module.gather(framework)
-        if args.record_snapshot:
-            snapshot_module.save(snapshot, args.record_snapshot)
-    gathered_at = time.perf_counter()
-    host = args.host or snapshot.get("host") or "unknown"
-    mode = "cpu-only" if args.cpu_only else "gpu"
-    version = (snapshot.get("framework") or {}).get("version") or "not importable"
+        return snapshot_module.load(args.snapshot)
+    table.note(f"gathering facts: NVML, nvidia-smi, /proc, {framework} build ...")
+    snapshot = snapshot_module.gather(framework)
+    if args.record_snapshot:
+        snapshot_module.save(snapshot, args.record_snapshot)
+    return snapshot
 
+
+def write_reports(
+    args: argparse.Namespace,
+    snapshot: dict[str, Any],
+    results: list[CheckResult],
+    *,
+    host: str,
+    started: str,
+    duration_s: float,
+    exit_code: int,
+    phases: dict[str, float],
+) -> None:
+    if args.json:
+        report = json_report.build_report(
+            snapshot,
+            results,
+            host=host,
+            started=started,
+            duration_s=duration_s,
+            cpu_only=args.cpu_only,
+            exit_code=exit_code,
+            phases=phases,
+        )
+        json_report.write(report, args.json)
+    if args.junit:
+        junit.write(results, args.junit, host=host, started=started, duration_s=duration_s)
+
+
+class Phases:
+    """Where the run's time went: each phase ends where the next begins."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def end(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self.last, 3)
+        self.last = now
+
+    @property
+    def total_s(self) -> float:
+        return self.last - self.started
+
+
+def announce(
+    table: TerminalTable,
+    args: argparse.Namespace,
+    *,
+    host: str,
+    framework: str,
+    probe: dict[str, Any],
+    expectations: dict[str, Any],
+) -> None:
+    mode = "cpu-only" if args.cpu_only else "gpu"
+    version = probe.get("version") or "not importable"
     table.header(host=host, mode=mode, framework=f"{framework} {version}")
     if not expectations:
         # Said aloud: with nothing expected, every expected-value check is only skipped.
@@ -260,15 +318,28 @@ def run(args: argparse.Namespace, stdout: TextIO) -> int:
             f"no expectations in {args.expectations_dir} or --expect/flags: "
             "expected-value checks are skipped"
         )
-    results = run_host_checks(
-        snapshot,
-        expectations,
-        cpu_only=args.cpu_only,
-        only=args.only,
-        skip=args.skip,
-        on_result=table.add,
-    )
-    checked_at = time.perf_counter()
+
+
+def run(args: argparse.Namespace, stdout: TextIO) -> int:
+    workload_ids = [spec.check_id for spec in workload_checks() or ()] or None
+    unknown = unknown_selectors([*(args.only or []), *args.skip], workload_ids)
+    if unknown:
+        raise SuiteError(f"unknown check id or prefix: {', '.join(unknown)} (see --list-checks)")
+    expectations = load_expectations(args)
+    framework = expectations.get("framework", frameworks.DEFAULT_FRAMEWORK)
+
+    phases = Phases()
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    table = TerminalTable(stdout, color=False if args.no_color else None)
+    snapshot = take_snapshot(args, framework, table)
+    phases.end("gather_s")
+    probe = snapshot.get("framework") or {}
+    framework = probe.get("name") or framework
+    host = args.host or snapshot.get("host") or "unknown"
+    announce(table, args, host=host, framework=framework, probe=probe, expectations=expectations)
+    selected = {"only": args.only, "skip": args.skip, "on_result": table.add}
+    results = run_host_checks(snapshot, expectations, cpu_only=args.cpu_only, **selected)
+    phases.end("host_checks_s")
     if wants_workloads(args.only, args.skip, workload_ids):
         results += run_workload_checks(
             snapshot,
@@ -276,31 +347,19 @@ def run(args: argparse.Namespace, stdout: TextIO) -> int:
             framework=framework,
             cpu_only=args.cpu_only,
             replay=bool(args.snapshot),
-            only=args.only,
-            skip=args.skip,
-            on_result=table.add,
+            **selected,
         )
-    finished_at = time.perf_counter()
-    phases = {
-        "gather_s": round(gathered_at - started_at, 3),
-        "host_checks_s": round(checked_at - gathered_at, 3),
-        "workloads_s": round(finished_at - checked_at, 3),
-    }
-    duration = time.perf_counter() - started_at
+    phases.end("workloads_s")
     code = exit_code_for(results)
-    if args.json:
-        report = json_report.build_report(
-            snapshot,
-            results,
-            host=host,
-            started=started,
-            duration_s=duration,
-            cpu_only=args.cpu_only,
-            exit_code=code,
-            phases=phases,
-        )
-        json_report.write(report, args.json)
-    if args.junit:
-        junit.write(results, args.junit, host=host, started=started, duration_s=duration)
-    table.footer(json_report.summarise(results), duration_s=duration, exit_code=code)
+    write_reports(
+        args,
+        snapshot,
+        results,
+        host=host,
+        started=started,
+        duration_s=phases.total_s,
+        exit_code=code,
+        phases=phases.seconds,
+    )
+    table.footer(json_report.summarise(results), duration_s=phases.total_s, exit_code=code)
     return code

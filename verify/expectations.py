@@ -4,6 +4,11 @@ Order (later wins, key by key): `<expectations-dir>/*.yml|*.yaml` in lexical ord
 `--expect FILE` in the order given, then command-line flags. Every key is optional: a check whose
 expectation is absent is skipped, never passed. Keys are documented in verify/README.md and
 verify/CONTRACTS.md.
+
+The tunables (margins, thresholds) have documented defaults and are read through `setting`, the
+one place both the host checks and the workload checks get them from. A tunable may loosen its
+check but never switch it off: `perf_floor_scale` and `mlp_min_accuracy` must be above 0, since
+0 would pass any measurement; `--skip` is the way not to judge a thing.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from typing import Any
 
 import yaml
 
+from verify.frameworks import FRAMEWORKS
+
 DEFAULT_DIR = Path("/etc/labrig/expectations.d")
-FRAMEWORKS = ("mxnet", "torch")
 DEFAULTS: dict[str, Any] = {
     "temperature_margin_c": 5,
     "mlp_min_accuracy": 0.97,
@@ -26,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class ExpectationsError(Exception):
+class ExpectationsError(ValueError):
     """An expectations source that cannot be used: the suite cannot run (exit 2)."""
 
 
@@ -36,9 +42,15 @@ def _int(value: Any, key: str) -> int:
     return value
 
 
-def _number(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ExpectationsError(f"{key} must be a non-negative number, got {value!r}")
+def _positive_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ExpectationsError(f"{key} must be a positive integer, got {value!r}")
+    return value
+
+
+def _positive_number(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ExpectationsError(f"{key} must be a positive number, got {value!r}")
     return float(value)
 
 
@@ -80,17 +92,9 @@ def _names(value: Any, key: str) -> list[str]:
 
 
 def _accuracy(value: Any, key: str) -> float:
-    number = _number(value, key)
-    if number > 1:
-        raise ExpectationsError(f"{key} must be between 0 and 1, got {value!r}")
-    return number
-
-
-def _positive_int(value: Any, key: str) -> int:
-    number = _int(value, key)
-    if number == 0:
-        raise ExpectationsError(f"{key} must be at least 1")
-    return number
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise ExpectationsError(f"{key} must be above 0 and at most 1, got {value!r}")
+    return float(value)
 
 
 VALIDATORS = {
@@ -104,7 +108,7 @@ VALIDATORS = {
     "temperature_margin_c": _int,
     "mlp_min_accuracy": _accuracy,
     "mlp_samples": _positive_int,
-    "perf_floor_scale": _number,
+    "perf_floor_scale": _positive_number,
 }
 
 
@@ -164,5 +168,15 @@ def load(
 
 
 def setting(expectations: dict[str, Any], key: str) -> Any:
-    """A tunable with a documented default (margins, thresholds), unlike an expected value."""
-    return expectations.get(key, DEFAULTS[key])
+    """A tunable's value, else its documented default.
+
+    Validated again here: the workloads can be handed expectations that never went through
+    `load`, and a bad value must fail the check that reads it, naming the key.
+    """
+    given = expectations.get(key)
+    if given is None:
+        return DEFAULTS[key]
+    try:
+        return VALIDATORS[key](given, key)
+    except ExpectationsError as exc:
+        raise ValueError(f"expectation {exc}") from None

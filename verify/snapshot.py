@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from verify import __version__
+from verify import __version__, frameworks
 
 SNAPSHOT_FORMAT = "labrig.snapshot/1"
 
@@ -225,23 +225,13 @@ def _gather_gpu(pynvml: Any, index: int) -> dict[str, Any]:
 def probe_framework(framework: str) -> dict[str, Any]:
     """The framework adapter's probe; a broken adapter is recorded like a failed import."""
     try:
-        from verify.frameworks import get_adapter
-
-        return dict(get_adapter(framework).probe())
+        return dict(frameworks.get_adapter(framework).probe())
     except Exception as exc:
-        return {
-            "name": framework,
-            "version": None,
-            "import_error": f"{type(exc).__name__}: {exc}",
-            "features": {},
-            "num_gpus": None,
-            "cuda_version": None,
-            "cuda_archs": None,
-        }
+        return frameworks.not_probed(framework, f"{type(exc).__name__}: {exc}")
 
 
 def gather(
-    framework: str = "mxnet",
+    framework: str = frameworks.DEFAULT_FRAMEWORK,
     *,
     pynvml: Any = None,
     probe: Callable[[str], dict[str, Any]] | None = None,

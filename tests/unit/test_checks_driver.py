@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from verify.checks import run_host_checks
-from verify.checks.driver import cuda_version_text, parse_smi_csv
+from verify.checks.driver import parse_smi_csv
 from verify.result import Status
+from verify.values import cuda_version_text
 
 
 def by_id(snapshot, expectations=None):

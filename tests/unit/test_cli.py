@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import verify.workloads
+import verify.workloads.runner
 from verify import cli
 from verify import snapshot as snapshot_module
 from verify.result import CheckResult, Status
@@ -20,12 +20,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def workloads(monkeypatch):
-    """Stand-in for verify.workloads.run_workloads that records how it was called."""
+    """Stand-in for verify.workloads.runner.run_workloads that records how it was called."""
     calls = []
     outcomes = {"status": Status.PASSED}
 
     def run_workloads(
-        *, framework, gpu_indices, cpu_only, expectations, only, skip, on_result, gpu_names
+        *, framework, gpu_indices, cpu_only, expectations, only, skip, on_result, gpu_names, probe
     ):
         calls.append(
             {
@@ -36,6 +36,7 @@ def workloads(monkeypatch):
                 "only": only,
                 "skip": skip,
                 "gpu_names": gpu_names,
+                "probe": probe,
             }
         )
         results = []
@@ -55,7 +56,7 @@ def workloads(monkeypatch):
                 results.append(item)
         return results
 
-    monkeypatch.setattr(verify.workloads, "run_workloads", run_workloads, raising=False)
+    monkeypatch.setattr(verify.workloads.runner, "run_workloads", run_workloads)
     return types_namespace(calls=calls, outcomes=outcomes)
 
 
@@ -351,6 +352,8 @@ def test_cpu_only_live_run_calls_workloads_on_the_cpu(
     assert call["cpu_only"] is True and call["gpu_indices"] == []
     assert call["framework"] == "torch"
     assert call["expectations"]["mlp_samples"] == 200
+    # The snapshot's probe goes along, so the runner does not probe the framework again.
+    assert call["probe"] == fake_probe("torch")
     data = json.loads(report.read_text())
     assert data["mode"] == "cpu-only"
     assert data["framework"] == {"name": "torch", "version": "2.13.0"}
@@ -418,10 +421,10 @@ def test_crashing_or_missing_workloads(monkeypatch, capsys, fake_probe, no_expec
     def crash(**_kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(verify.workloads, "run_workloads", crash, raising=False)
+    monkeypatch.setattr(verify.workloads.runner, "run_workloads", crash)
     code, out, _ = run([*no_expectations_dir, "--cpu-only"], capsys)
     assert code == 1 and "workload runner crashed: RuntimeError: boom" in out
-    monkeypatch.delattr(verify.workloads, "run_workloads", raising=False)
+    monkeypatch.delattr(verify.workloads.runner, "run_workloads")
     code, _, err = run([*no_expectations_dir, "--cpu-only"], capsys)
     assert code == 2 and "workload checks unavailable" in err
 

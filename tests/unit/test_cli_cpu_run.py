@@ -7,6 +7,7 @@ import json
 import pytest
 
 from verify import cli
+from verify.frameworks import FrameworkAdapter
 
 pytestmark = pytest.mark.slow
 
@@ -58,3 +59,21 @@ def test_wrong_expected_build_fails_with_the_reason(tmp_path, capsys):
         "reason": "CUDA is off, asked on",
     }
     assert "FAIL   build.features" in out
+
+
+def test_the_framework_is_probed_once_per_run(tmp_path, capsys, monkeypatch):
+    """The snapshot's probe is the one the workloads use: the framework is not asked twice."""
+    probed = []
+    original = FrameworkAdapter.probe
+
+    def counting(self):
+        probed.append(self.name)
+        return original(self)
+
+    monkeypatch.setattr(FrameworkAdapter, "probe", counting)
+    code, report, out = run(
+        tmp_path, capsys, CPU_WHEEL, "--only", "build.import", "workload.smoke.elementwise"
+    )
+    assert code == 0, out
+    assert [c["status"] for c in report["checks"]] == ["passed", "passed"]
+    assert probed == ["mxnet"]

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 from test_fleet_fixtures import NEW_RUN, OLD_RUN, copy_run
 
-from verify.fleet.__main__ import main
+from verify.fleet.__main__ import main, update_latest
 from verify.fleet.history import diff_fleets, format_diff, list_runs, load_fleet, resolve_run
-from verify.fleet.merge import update_latest
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from test_fleet_fixtures import NEW_RUN, big_fleet, copy_run
 
-from verify.fleet.merge import build_fleet, write_fleet
+from verify.fleet.__main__ import write_fleet
+from verify.fleet.merge import build_fleet
 
 pytestmark = pytest.mark.chromium
 

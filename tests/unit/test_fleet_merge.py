@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from test_fleet_fixtures import NEW_RUN, copy_run, fail_check, gpu_host_report, write_reports
 
-from verify.fleet.__main__ import main
-from verify.fleet.merge import build_fleet, host_state, subject_rows, update_latest, write_fleet
+from verify.fleet.__main__ import main, update_latest, write_fleet
+from verify.fleet.merge import build_fleet, host_state, subject_rows
 
 
 def embedded_data(html: str) -> dict:
@@ -71,10 +71,12 @@ def test_junit_has_a_suite_per_host_and_a_case_per_check_per_gpu(merged: tuple[P
     assert list(suites) == ["ws01", "ws02", "ws03"]
     ws01 = suites["ws01"]
     assert ws01.get("tests") == "49" and ws01.get("failures") == "1" and ws01.get("skipped") == "4"
-    classnames = {c.get("classname") for c in ws01.iter("testcase")}
-    assert classnames == {"ws01", "ws01.gpu0", "ws01.gpu1"}
+    # The per-host report's scheme: classname the host, name the check id and its GPU.
+    assert {c.get("classname") for c in ws01.iter("testcase")} == {"ws01"}
+    names = {c.get("name") for c in ws01.iter("testcase")}
+    assert {"driver.nvml", "gpu.ecc[gpu0]", "gpu.ecc[gpu1]"} <= names
     failed = [c for c in ws01.iter("testcase") if c.find("failure") is not None]
-    assert [(c.get("classname"), c.get("name")) for c in failed] == [("ws01.gpu1", "gpu.ecc")]
+    assert [(c.get("classname"), c.get("name")) for c in failed] == [("ws01", "gpu.ecc[gpu1]")]
     assert "uncorrected" in failed[0].find("failure").get("message")
     ws02_cases = list(suites["ws02"].iter("testcase"))
     assert len(ws02_cases) == 1 and ws02_cases[0].find("error") is not None
@@ -96,7 +98,7 @@ def test_advisory_finding_is_a_passing_testcase_not_a_junit_failure(tmp_path: Pa
     (case,) = [
         c
         for c in suite.iter("testcase")
-        if c.get("classname") == "ws05.gpu1" and c.get("name") == "gpu.persistence"
+        if c.get("classname") == "ws05" and c.get("name") == "gpu.persistence[gpu1]"
     ]
     assert case.find("failure") is None
     assert case.find("system-out").text.startswith(f"advisory failed: {off}")

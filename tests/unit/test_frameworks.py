@@ -127,7 +127,7 @@ def test_copy_helpers_move_the_data(adapter):
 @pytest.mark.slow
 def test_both_frameworks_train_the_same_mlp():
     """Same data, weights and optimiser: MXNet and torch must follow the same trajectory."""
-    data = spec.make_dataset(spec.DEFAULT_DRAWS)
+    data = spec.make_dataset()
     recipe = spec.mlp_recipe(data)
     runs = {}
     for name in frameworks.FRAMEWORKS:

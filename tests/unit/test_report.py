@@ -7,16 +7,22 @@ import xml.etree.ElementTree as ET
 
 from verify.report import json_report, junit
 from verify.report.terminal import TerminalTable, key_measurement
-from verify.result import CheckResult, Severity, Status, failed, passed, skipped
+from verify.result import CheckResult, Severity, Status
 
+PASSED, FAILED, SKIPPED = Status.PASSED, Status.FAILED, Status.SKIPPED
 RESULTS = [
-    passed("driver.nvml", "NVML 12.535 initialised, 2 GPU(s)"),
-    skipped("gpu.ecc", "ECC: not supported on this GPU (NVMLError_NotSupported)", gpu=0),
-    failed("gpu.pcie_width", "PCIe link x8 of x16", gpu=1, measurements={"width": 8}),
-    failed("gpu.persistence", "persistence mode off", gpu=0, severity=Severity.ADVISORY),
+    CheckResult("driver.nvml", PASSED, "NVML 12.535 initialised, 2 GPU(s)"),
+    CheckResult(
+        "gpu.ecc", SKIPPED, "ECC: not supported on this GPU (NVMLError_NotSupported)", gpu=0
+    ),
+    CheckResult("gpu.pcie_width", FAILED, "PCIe link x8 of x16", gpu=1, measurements={"width": 8}),
+    CheckResult(
+        "gpu.persistence", FAILED, "persistence mode off", gpu=0, severity=Severity.ADVISORY
+    ),
     CheckResult("gpu.row_remap", Status.ERROR, "check crashed: ValueError: x"),
-    passed(
+    CheckResult(
         "workload.perf.gemm_fp32",
+        PASSED,
         "fast enough",
         gpu=0,
         measurements={"tflops": 31.234567, "size": 8192},
@@ -118,7 +124,8 @@ def test_junit_one_testcase_per_result_with_matching_counts():
     assert cases[2].find("failure").get("message") == "PCIe link x8 of x16"
     assert cases[3].find("failure") is None
     assert cases[4].find("error") is not None
-    assert cases[0].get("classname") == "ws01.driver"
+    assert {case.get("classname") for case in cases} == {"ws01"}
+    assert suite.get("name") == "ws01"
     properties = {p.get("name"): p.get("value") for p in cases[5].iter("property")}
     assert properties["framework"] == '{"device": "cuda:0", "name": "torch", "version": "2.13.0"}'
     assert '"tflops": 31.234567' in properties["measurements"]

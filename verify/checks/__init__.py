@@ -1,4 +1,5 @@
-"""Host checks: pure functions `snapshot + expectations -> list[CheckResult]`, a module per concern.
+"""Host checks: pure functions `snapshot + expectations -> judgements`, a module per concern,
+each declared once with `verify.registry.check`.
 
 `run_host_checks` runs them in catalogue order (driver, then GPUs, then the framework build),
 times each, turns a crashing check into an `error` result, and honours --only/--skip and
@@ -7,50 +8,31 @@ times each, turns a crashing check into an `error` result, and honours --only/--
 
 from __future__ import annotations
 
-import fnmatch
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import Any
 
+from verify import registry
 from verify.checks import build, driver, gpu
-from verify.checks.common import CheckSpec
-from verify.result import CheckResult, Status
+from verify.registry import CheckSpec, Judgement
+from verify.result import CheckResult
+from verify.selection import selected
 
-CATALOGUE: list[CheckSpec] = [*driver.CHECKS, *gpu.CHECKS, *build.CHECKS]
+CATALOGUE: list[CheckSpec] = registry.collect((driver, gpu, build))
 CPU_ONLY_REASON = "--cpu-only: GPU checks not run"
-WORKLOAD_PREFIX = "workload"
 
 
-def matches(check_id: str, selector: str) -> bool:
-    """A selector is a check id, a dotted prefix of one (`gpu` selects `gpu.ecc`), or a shell
-    pattern (`*.gemm_*`), the same rule verify.workloads applies to its own ids."""
-    return (
-        check_id == selector
-        or check_id.startswith(selector.rstrip(".") + ".")
-        or fnmatch.fnmatchcase(check_id, selector)
-    )
-
-
-def selected(check_id: str, only: Iterable[str] | None, skip: Iterable[str]) -> bool:
-    if only and not any(matches(check_id, selector) for selector in only):
-        return False
-    return not any(matches(check_id, selector) for selector in skip)
-
-
-def unknown_selectors(
-    selectors: Iterable[str], workload_ids: Iterable[str] | None = None
-) -> list[str]:
-    """Selectors that select nothing. Without the workloads' id list, any `workload*` passes."""
-    known = [spec.check_id for spec in CATALOGUE]
-    known += [WORKLOAD_PREFIX, *(workload_ids or ())]
-    unknown = []
-    for selector in selectors:
-        if workload_ids is None and selector.startswith(WORKLOAD_PREFIX):
-            continue
-        if not any(matches(check_id, selector) for check_id in known):
-            unknown.append(selector)
-    return unknown
+def _judge(
+    spec: CheckSpec, snapshot: dict[str, Any], expectations: dict[str, Any], cpu_only: bool
+) -> list[Judgement]:
+    if cpu_only and spec.needs_gpu:
+        return [registry.skip(CPU_ONLY_REASON)]
+    try:
+        produced = spec.function(snapshot, expectations)
+    except Exception as exc:
+        # A check that crashes on an odd snapshot must not hide the other checks.
+        return [registry.crashed(exc)]
+    return [produced] if isinstance(produced, Judgement) else produced
 
 
 def run_host_checks(
@@ -67,27 +49,10 @@ def run_host_checks(
         if not selected(spec.check_id, only, skip):
             continue
         started = time.perf_counter()
-        if cpu_only and spec.needs_gpu:
-            produced = [
-                CheckResult(spec.check_id, Status.SKIPPED, CPU_ONLY_REASON, severity=spec.severity)
-            ]
-        else:
-            try:
-                produced = spec.function(snapshot, expectations)
-            except Exception as exc:
-                # A check that crashes on an odd snapshot must not hide the other checks.
-                produced = [
-                    CheckResult(
-                        spec.check_id,
-                        Status.ERROR,
-                        f"check crashed: {type(exc).__name__}: {exc}",
-                        severity=spec.severity,
-                    )
-                ]
-        duration = (time.perf_counter() - started) / max(len(produced), 1)
-        for item in produced:
-            timed = replace(item, duration_s=round(duration, 6))
-            results.append(timed)
+        judged = _judge(spec, snapshot, expectations, cpu_only)
+        duration = round((time.perf_counter() - started) / max(len(judged), 1), 6)
+        for judgement in judged:
+            results.append(spec.result(judgement, duration_s=duration))
             if on_result is not None:
-                on_result(timed)
+                on_result(results[-1])
     return results

@@ -4,45 +4,42 @@ from __future__ import annotations
 
 from typing import Any
 
-from verify.checks.common import NO_EXPECTATION, CheckSpec, gpus, nvml_unavailable, result
-from verify.result import CheckResult, Severity, Status
-
-REQUIRED = Severity.REQUIRED
+from verify.checks.common import NO_EXPECTATION, gpus, nvml_unavailable
+from verify.registry import Judgement, check, fail, ok, skip
 
 
 def _probe(snapshot: dict[str, Any]) -> dict[str, Any]:
     return snapshot.get("framework") or {}
 
 
-def framework_import(snapshot: dict[str, Any], expectations: dict[str, Any]) -> list[CheckResult]:
+@check("build.import", description="the framework imports", needs_gpu=False)
+def framework_import(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgement:
     probe = _probe(snapshot)
     name = probe.get("name", "framework")
     if probe.get("import_error") or not probe.get("version"):
         why = probe.get("import_error") or "no version reported"
-        return [result("build.import", Status.FAILED, f"import {name} failed: {why}", REQUIRED)]
-    return [
-        result(
-            "build.import",
-            Status.PASSED,
-            f"{name} {probe['version']} imports",
-            REQUIRED,
-            version=probe["version"],
-            cuda_version=probe.get("cuda_version"),
-        )
-    ]
+        return fail(f"import {name} failed: {why}")
+    return ok(
+        f"{name} {probe['version']} imports",
+        version=probe["version"],
+        cuda_version=probe.get("cuda_version"),
+    )
 
 
-def features(snapshot: dict[str, Any], expectations: dict[str, Any]) -> list[CheckResult]:
-    check_id = "build.features"
+def _on_off(enabled: Any) -> str:
+    return "on" if enabled else "off"
+
+
+@check("build.features", description="Features() match mxnet_features", needs_gpu=False)
+def features(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgement:
     wanted = expectations.get("mxnet_features")
     probe = _probe(snapshot)
     if not wanted:
-        return [result(check_id, Status.SKIPPED, NO_EXPECTATION + " (mxnet_features)", REQUIRED)]
+        return skip(NO_EXPECTATION + " (mxnet_features)")
     if probe.get("name", "mxnet") != "mxnet":
-        reason = f"mxnet_features does not apply to {probe.get('name')}"
-        return [result(check_id, Status.SKIPPED, reason, REQUIRED)]
+        return skip(f"mxnet_features does not apply to {probe.get('name')}")
     if probe.get("import_error"):
-        return [result(check_id, Status.FAILED, "mxnet does not import", REQUIRED)]
+        return fail("mxnet does not import")
     found = probe.get("features") or {}
     wrong = []
     for feature, enabled in sorted(wanted.items()):
@@ -50,43 +47,26 @@ def features(snapshot: dict[str, Any], expectations: dict[str, Any]) -> list[Che
         if actual is None:
             wrong.append(f"{feature}: not a feature of this build")
         elif bool(actual) != enabled:
-            wrong.append(
-                f"{feature} is {'on' if actual else 'off'}, asked {'on' if enabled else 'off'}"
-            )
+            wrong.append(f"{feature} is {_on_off(actual)}, asked {_on_off(enabled)}")
     measured = {feature: found.get(feature) for feature in sorted(wanted)}
     if wrong:
-        return [result(check_id, Status.FAILED, "; ".join(wrong), REQUIRED, **measured)]
-    asked = ", ".join(f"{f}={'on' if on else 'off'}" for f, on in sorted(wanted.items()))
-    return [result(check_id, Status.PASSED, f"build as asked: {asked}", REQUIRED, **measured)]
+        return fail("; ".join(wrong), **measured)
+    asked = ", ".join(f"{f}={_on_off(on)}" for f, on in sorted(wanted.items()))
+    return ok(f"build as asked: {asked}", **measured)
 
 
-def num_gpus(snapshot: dict[str, Any], expectations: dict[str, Any]) -> list[CheckResult]:
-    check_id = "build.num_gpus"
+@check("build.num_gpus", description="framework GPU count == NVML count")
+def num_gpus(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgement:
     probe = _probe(snapshot)
     name = probe.get("name", "framework")
     why = nvml_unavailable(snapshot)
     if why:
-        return [result(check_id, Status.FAILED, why, REQUIRED)]
+        return fail(why)
     if probe.get("import_error") or probe.get("num_gpus") is None:
-        return [result(check_id, Status.FAILED, f"{name} could not count GPUs", REQUIRED)]
+        return fail(f"{name} could not count GPUs")
     nvml_count = len(gpus(snapshot))
     seen = probe["num_gpus"]
     measured = {"framework_gpus": seen, "nvml_gpus": nvml_count}
     if seen != nvml_count:
-        return [
-            result(
-                check_id,
-                Status.FAILED,
-                f"{name} sees {seen} GPU(s), NVML {nvml_count}",
-                REQUIRED,
-                **measured,
-            )
-        ]
-    return [result(check_id, Status.PASSED, f"{name} sees all {seen} GPU(s)", REQUIRED, **measured)]
-
-
-CHECKS = [
-    CheckSpec("build.import", REQUIRED, False, "the framework imports", framework_import),
-    CheckSpec("build.features", REQUIRED, False, "Features() match mxnet_features", features),
-    CheckSpec("build.num_gpus", REQUIRED, True, "framework GPU count == NVML count", num_gpus),
-]
+        return fail(f"{name} sees {seen} GPU(s), NVML {nvml_count}", **measured)
+    return ok(f"{name} sees all {seen} GPU(s)", **measured)

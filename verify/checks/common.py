@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
-from verify.result import CheckResult, Severity, Status
-
-Check = Callable[[dict[str, Any], dict[str, Any]], list[CheckResult]]
+from verify.registry import Judgement, fail, skip
 
 NO_EXPECTATION = "no expected value given"
 
@@ -28,16 +27,6 @@ NVML_ERROR_TEXT = {
 }
 
 
-@dataclass(frozen=True)
-class CheckSpec:
-    check_id: str
-    severity: Severity
-    # Needs the NVIDIA driver: skipped under --cpu-only.
-    needs_gpu: bool
-    description: str
-    function: Check
-
-
 def describe(outcome: dict[str, Any]) -> str:
     """'<meaning> (<error class>)' for a recorded query that raised."""
     error = outcome.get("error", "unknown error")
@@ -47,10 +36,6 @@ def describe(outcome: dict[str, Any]) -> str:
 
 def unsupported(outcome: dict[str, Any]) -> bool:
     return outcome.get("error") in ("NVMLError_NotSupported", "NVMLError_FunctionNotFound")
-
-
-def value(outcome: dict[str, Any] | None) -> Any:
-    return (outcome or {}).get("value")
 
 
 def failed_outcome(outcome: dict[str, Any] | None) -> bool:
@@ -72,53 +57,53 @@ def gpus(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     return list(snapshot["nvml"].get("gpus") or [])
 
 
-def result(
-    check_id: str,
-    status: Status,
-    reason: str,
-    severity: Severity,
-    gpu: int | None = None,
-    **measurements: Any,
-) -> CheckResult:
-    return CheckResult(
-        check_id, status, reason, severity=severity, gpu=gpu, measurements=measurements
-    )
+def no_gpu_reason(snapshot: dict[str, Any]) -> str | None:
+    """Why there is no GPU to check or to run a workload on, or None when NVML lists some."""
+    return nvml_unavailable(snapshot) or (None if gpus(snapshot) else "NVML sees no GPU")
 
 
-Judgement = tuple[Status, str, dict[str, Any]]
+class Unanswered(Exception):
+    """A GPU query that raised: carries the judgement its check gives that GPU."""
+
+    def __init__(self, judgement: Judgement) -> None:
+        super().__init__(judgement.reason)
+        self.judgement = judgement
+
+
+def answer(device: dict[str, Any], key: str, what: str) -> Any:
+    """A GPU query's value; raises Unanswered when it raised (unsupported -> skipped)."""
+    outcome = device.get(key)
+    if outcome is None:
+        raise Unanswered(fail(f"{what}: not in the snapshot"))
+    if "error" in outcome:
+        judge = skip if unsupported(outcome) else fail
+        raise Unanswered(judge(f"{what}: {describe(outcome)}"))
+    return outcome["value"]
 
 
 def per_gpu(
-    snapshot: dict[str, Any],
-    check_id: str,
-    severity: Severity,
-    judge: Callable[[dict[str, Any]], Judgement],
-) -> list[CheckResult]:
+    snapshot: dict[str, Any], judge: Callable[[dict[str, Any]], Judgement]
+) -> list[Judgement]:
     """Run `judge` on every GPU; without NVML or without GPUs, one failure saying why."""
-    why = nvml_unavailable(snapshot)
+    why = no_gpu_reason(snapshot)
     if why:
-        return [result(check_id, Status.FAILED, why, severity)]
-    devices = gpus(snapshot)
-    if not devices:
-        return [result(check_id, Status.FAILED, "NVML sees no GPU", severity)]
-    results = []
-    for device in devices:
-        index = device["index"]
+        return [fail(why)]
+    judged = []
+    for device in gpus(snapshot):
         handle = device.get("nvmlDeviceGetHandleByIndex")
-        if handle is not None:
-            status, reason, measured = Status.FAILED, f"NVML: {describe(handle)}", {}
-        else:
-            status, reason, measured = judge(device)
-        results.append(result(check_id, status, reason, severity, index, **measured))
-    return results
+        try:
+            judgement = fail(f"NVML: {describe(handle)}") if handle is not None else judge(device)
+        except Unanswered as unanswered:
+            judgement = unanswered.judgement
+        judged.append(replace(judgement, gpu=device["index"]))
+    return judged
 
 
-def query(device: dict[str, Any], key: str, what: str) -> tuple[Any, Judgement | None]:
-    """A query's value, or the judgement to return when it raised (unsupported -> skipped)."""
-    outcome = device.get(key)
-    if outcome is None:
-        return None, (Status.FAILED, f"{what}: not in the snapshot", {})
-    if "error" in outcome:
-        status = Status.SKIPPED if unsupported(outcome) else Status.FAILED
-        return None, (status, f"{what}: {describe(outcome)}", {})
-    return outcome["value"], None
+def each_gpu(judge: Callable[[dict[str, Any]], Judgement]) -> Callable[..., list[Judgement]]:
+    """A check that judges every GPU on its own answers alone."""
+
+    @functools.wraps(judge)
+    def check(snapshot: dict[str, Any], expectations: dict[str, Any]) -> list[Judgement]:
+        return per_gpu(snapshot, judge)
+
+    return check

@@ -7,18 +7,9 @@ import io
 import re
 from typing import Any
 
-from verify.checks.common import (
-    NO_EXPECTATION,
-    CheckSpec,
-    describe,
-    failed_outcome,
-    nvml_unavailable,
-    result,
-    value,
-)
-from verify.result import CheckResult, Severity, Status
-
-REQUIRED = Severity.REQUIRED
+from verify.checks.common import NO_EXPECTATION, describe, failed_outcome, nvml_unavailable
+from verify.registry import Judgement, check, fail, ok, skip
+from verify.values import cuda_version_text, value
 
 # nvidia-smi's documented exit codes, in the words a lab admin searches for.
 SMI_EXIT_MEANING = {
@@ -42,51 +33,35 @@ def _modules(snapshot: dict[str, Any]) -> tuple[list[str] | None, str]:
     return modules["value"], ""
 
 
-def nouveau(snapshot: dict[str, Any], expectations: dict[str, Any]) -> list[CheckResult]:
-    check_id = "driver.nouveau"
+@check("driver.nouveau", description="nouveau is not loaded")
+def nouveau(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgement:
     modules, why = _modules(snapshot)
     if modules is None:
-        return [result(check_id, Status.FAILED, why, REQUIRED)]
+        return fail(why)
     if "nouveau" in modules:
-        return [
-            result(
-                check_id,
-                Status.FAILED,
-                "nouveau is loaded: it holds the GPUs, the NVIDIA driver cannot bind them",
-                REQUIRED,
-            )
-        ]
-    return [result(check_id, Status.PASSED, "nouveau not loaded", REQUIRED)]
+        return fail("nouveau is loaded: it holds the GPUs, the NVIDIA driver cannot bind them")
+    return ok("nouveau not loaded")
 
 
-def nvidia_module(snapshot: dict[str, Any], expectations: dict[str, Any]) -> list[CheckResult]:
-    check_id = "driver.nvidia_module"
+@check("driver.nvidia_module", description="nvidia kernel module loaded")
+def nvidia_module(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgement:
     modules, why = _modules(snapshot)
     if modules is None:
-        return [result(check_id, Status.FAILED, why, REQUIRED)]
+        return fail(why)
     nvidia = sorted(name for name in modules if name == "nvidia" or name.startswith("nvidia_"))
     if "nvidia" not in modules:
-        return [result(check_id, Status.FAILED, "nvidia kernel module not loaded", REQUIRED)]
-    return [result(check_id, Status.PASSED, "nvidia module loaded", REQUIRED, modules=nvidia)]
+        return fail("nvidia kernel module not loaded")
+    return ok("nvidia module loaded", modules=nvidia)
 
 
-def nvml_init(snapshot: dict[str, Any], expectations: dict[str, Any]) -> list[CheckResult]:
-    check_id = "driver.nvml"
+@check("driver.nvml", description="NVML initialises")
+def nvml_init(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgement:
     init = snapshot["nvml"].get("nvmlInit", {})
     if "error" in init:
-        return [result(check_id, Status.FAILED, f"NVML: {describe(init)}", REQUIRED)]
+        return fail(f"NVML: {describe(init)}")
     version = value(snapshot["nvml"].get("nvmlSystemGetNVMLVersion"))
     count = value(snapshot["nvml"].get("nvmlDeviceGetCount"))
-    return [
-        result(
-            check_id,
-            Status.PASSED,
-            f"NVML {version} initialised, {count} GPU(s)",
-            REQUIRED,
-            nvml_version=version,
-            gpu_count=count,
-        )
-    ]
+    return ok(f"NVML {version} initialised, {count} GPU(s)", nvml_version=version, gpu_count=count)
 
 
 def parse_smi_csv(stdout: str, fields: list[str]) -> list[dict[str, str]]:
@@ -101,55 +76,33 @@ def parse_smi_csv(stdout: str, fields: list[str]) -> list[dict[str, str]]:
     return rows
 
 
-def nvidia_smi(snapshot: dict[str, Any], expectations: dict[str, Any]) -> list[CheckResult]:
-    check_id = "driver.nvidia_smi"
+def _smi_exit(smi: dict[str, Any]) -> Judgement:
+    code = smi["returncode"]
+    said = (smi.get("stdout") or "").strip() or (smi.get("stderr") or "").strip()
+    first_line = said.splitlines()[0] if said else ""
+    if "version mismatch" in said.lower():
+        meaning = "Driver/library version mismatch"
+    else:
+        meaning = SMI_EXIT_MEANING.get(code, first_line or "no output")
+    return fail(f"nvidia-smi exited {code}: {meaning}", output=first_line)
+
+
+@check("driver.nvidia_smi", description="nvidia-smi runs, CSV parses")
+def nvidia_smi(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgement:
     smi = snapshot["nvidia_smi"]
     if "error" in smi:
-        return [
-            result(check_id, Status.FAILED, f"nvidia-smi did not run: {smi['error']}", REQUIRED)
-        ]
-    code = smi["returncode"]
-    if code != 0:
-        said = (smi.get("stdout") or "").strip() or (smi.get("stderr") or "").strip()
-        first_line = said.splitlines()[0] if said else ""
-        if "version mismatch" in said.lower():
-            meaning = "Driver/library version mismatch"
-        else:
-            meaning = SMI_EXIT_MEANING.get(code, first_line or "no output")
-        return [
-            result(
-                check_id,
-                Status.FAILED,
-                f"nvidia-smi exited {code}: {meaning}",
-                REQUIRED,
-                output=first_line,
-            )
-        ]
+        return fail(f"nvidia-smi did not run: {smi['error']}")
+    if smi["returncode"] != 0:
+        return _smi_exit(smi)
     try:
         rows = parse_smi_csv(smi.get("stdout", ""), smi["fields"])
     except ValueError as exc:
-        return [result(check_id, Status.FAILED, f"nvidia-smi CSV does not parse: {exc}", REQUIRED)]
+        return fail(f"nvidia-smi CSV does not parse: {exc}")
     count = value(snapshot["nvml"].get("nvmlDeviceGetCount"))
     if count is not None and len(rows) != count:
-        return [
-            result(
-                check_id,
-                Status.FAILED,
-                f"nvidia-smi lists {len(rows)} GPU(s), NVML {count}",
-                REQUIRED,
-            )
-        ]
+        return fail(f"nvidia-smi lists {len(rows)} GPU(s), NVML {count}")
     driver = rows[0].get("driver_version") if rows else None
-    return [
-        result(
-            check_id,
-            Status.PASSED,
-            f"nvidia-smi lists {len(rows)} GPU(s)",
-            REQUIRED,
-            gpu_count=len(rows),
-            driver_version=driver,
-        )
-    ]
+    return ok(f"nvidia-smi lists {len(rows)} GPU(s)", gpu_count=len(rows), driver_version=driver)
 
 
 _LIBRARY_VERSION = re.compile(r"libnvidia-ml\.so\.(\d+\.\d+(?:\.\d+)?)$")
@@ -169,23 +122,18 @@ def kernel_module_version(snapshot: dict[str, Any]) -> str | None:
     return (value(snapshot["driver_version_file"]) or {}).get("kernel_module_version")
 
 
-def version_match(snapshot: dict[str, Any], expectations: dict[str, Any]) -> list[CheckResult]:
-    check_id = "driver.version_match"
+@check("driver.version_match", description="kernel module version == NVML library version")
+def version_match(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgement:
     kernel = kernel_module_version(snapshot)
     library = library_version(snapshot)
     init_error = snapshot["nvml"].get("nvmlInit", {}).get("error")
     versions = {"kernel_module": kernel, "nvml_library": library}
     if init_error == "NVMLError_LibRmVersionMismatch" or (kernel and library and kernel != library):
-        return [
-            result(
-                check_id,
-                Status.FAILED,
-                f"Driver/library version mismatch: kernel module {kernel or '?'}, "
-                f"NVML library {library or '?'} (reboot, or reload the nvidia modules)",
-                REQUIRED,
-                **versions,
-            )
-        ]
+        return fail(
+            f"Driver/library version mismatch: kernel module {kernel or '?'}, "
+            f"NVML library {library or '?'} (reboot, or reload the nvidia modules)",
+            **versions,
+        )
     if kernel is None:
         proc = snapshot["driver_version_file"]
         why = (
@@ -193,63 +141,37 @@ def version_match(snapshot: dict[str, Any], expectations: dict[str, Any]) -> lis
             if "error" in proc
             else "no version in the text"
         )
-        return [
-            result(
-                check_id,
-                Status.FAILED,
-                f"kernel module version unknown (/proc/driver/nvidia/version: {why})",
-                REQUIRED,
-                **versions,
-            )
-        ]
+        return fail(
+            f"kernel module version unknown (/proc/driver/nvidia/version: {why})", **versions
+        )
     if library is None:
         why = nvml_unavailable(snapshot) or "NVML gave no driver version"
-        return [result(check_id, Status.FAILED, f"NVML library version unknown: {why}", REQUIRED)]
-    return [
-        result(
-            check_id,
-            Status.PASSED,
-            f"kernel module and NVML library are both {kernel}",
-            REQUIRED,
-            **versions,
-        )
-    ]
+        return fail(f"NVML library version unknown: {why}")
+    return ok(f"kernel module and NVML library are both {kernel}", **versions)
 
 
-def pinned_version(snapshot: dict[str, Any], expectations: dict[str, Any]) -> list[CheckResult]:
-    check_id = "driver.version"
+@check("driver.version", description="driver == driver_version")
+def pinned_version(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgement:
     expected = expectations.get("driver_version")
     if expected is None:
-        return [result(check_id, Status.SKIPPED, NO_EXPECTATION, REQUIRED)]
+        return skip(NO_EXPECTATION)
     found = value(snapshot["nvml"].get("nvmlSystemGetDriverVersion"))
     if found is None:
-        why = nvml_unavailable(snapshot) or "NVML gave no driver version"
-        return [result(check_id, Status.FAILED, why, REQUIRED, expected=expected)]
+        return fail(nvml_unavailable(snapshot) or "NVML gave no driver version", expected=expected)
     if found != expected:
-        return [
-            result(
-                check_id,
-                Status.FAILED,
-                f"driver {found}, expected {expected}",
-                REQUIRED,
-                expected=expected,
-                found=found,
-            )
-        ]
-    return [result(check_id, Status.PASSED, f"driver {found} as pinned", REQUIRED, found=found)]
-
-
-def cuda_version_text(encoded: int) -> str:
-    """NVML's CUDA driver API version, e.g. 12020 -> '12.2'."""
-    return f"{encoded // 1000}.{encoded % 1000 // 10}"
+        return fail(f"driver {found}, expected {expected}", expected=expected, found=found)
+    return ok(f"driver {found} as pinned", found=found)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
 
 
-def cuda_driver(snapshot: dict[str, Any], expectations: dict[str, Any]) -> list[CheckResult]:
-    check_id = "driver.cuda_version"
+@check(
+    "driver.cuda_version",
+    description="CUDA driver API >= min_cuda_driver_version (else the framework's CUDA)",
+)
+def cuda_driver(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgement:
     # The driver must run the CUDA runtime the framework was built with; an explicit
     # expectation (what the wheel documents) wins over what the framework reports.
     needed = expectations.get("min_cuda_driver_version")
@@ -258,52 +180,13 @@ def cuda_driver(snapshot: dict[str, Any], expectations: dict[str, Any]) -> list[
         needed = (snapshot.get("framework") or {}).get("cuda_version")
         source = f"{(snapshot.get('framework') or {}).get('name', 'framework')} built with"
     if not needed:
-        return [result(check_id, Status.SKIPPED, NO_EXPECTATION, REQUIRED)]
+        return skip(NO_EXPECTATION)
     outcome = snapshot["nvml"].get("nvmlSystemGetCudaDriverVersion_v2")
     if failed_outcome(outcome):
         why = nvml_unavailable(snapshot) or f"NVML: {describe(outcome or {})}"
-        return [result(check_id, Status.FAILED, why, REQUIRED, needed=needed)]
+        return fail(why, needed=needed)
     found = cuda_version_text(outcome["value"])
     measured = {"cuda_driver": found, "needed": needed}
     if _version_tuple(found) < _version_tuple(needed):
-        return [
-            result(
-                check_id,
-                Status.FAILED,
-                f"driver supports CUDA {found}, {source} {needed}",
-                REQUIRED,
-                **measured,
-            )
-        ]
-    return [
-        result(
-            check_id,
-            Status.PASSED,
-            f"driver supports CUDA {found} >= {needed} ({source})",
-            REQUIRED,
-            **measured,
-        )
-    ]
-
-
-CHECKS = [
-    CheckSpec("driver.nouveau", REQUIRED, True, "nouveau is not loaded", nouveau),
-    CheckSpec("driver.nvidia_module", REQUIRED, True, "nvidia kernel module loaded", nvidia_module),
-    CheckSpec("driver.nvml", REQUIRED, True, "NVML initialises", nvml_init),
-    CheckSpec("driver.nvidia_smi", REQUIRED, True, "nvidia-smi runs, CSV parses", nvidia_smi),
-    CheckSpec(
-        "driver.version_match",
-        REQUIRED,
-        True,
-        "kernel module version == NVML library version",
-        version_match,
-    ),
-    CheckSpec("driver.version", REQUIRED, True, "driver == driver_version", pinned_version),
-    CheckSpec(
-        "driver.cuda_version",
-        REQUIRED,
-        True,
-        "CUDA driver API >= min_cuda_driver_version (else the framework's CUDA)",
-        cuda_driver,
-    ),
-]
+        return fail(f"driver supports CUDA {found}, {source} {needed}", **measured)
+    return ok(f"driver supports CUDA {found} >= {needed} ({source})", **measured)

@@ -1,18 +1,55 @@
-"""Command line of the fleet report (see the package docstring)."""
+"""Command line of the fleet report (see the package docstring); the one writer of a run
+folder's merged files and of `reports/latest`."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from verify.fleet.history import diff_fleets, format_diff, load_fleet, resolve_run
-from verify.fleet.merge import build_fleet, update_latest, write_fleet
+from verify.fleet.html import render_html
+from verify.fleet.junit import render_junit
+from verify.fleet.merge import build_fleet
 from verify.fleet.summary import render_summary
 
 DEFAULT_REPORTS_DIR = "reports"
+
+
+def write_fleet(fleet: dict[str, Any], run_dir: Path) -> dict[str, Path]:
+    """Write fleet.json, fleet.junit.xml and fleet.html next to the host reports."""
+    run_dir = Path(run_dir)
+    outputs = {
+        "json": (run_dir / "fleet.json", json.dumps(fleet, separators=(",", ":")) + "\n"),
+        "junit": (run_dir / "fleet.junit.xml", render_junit(fleet)),
+        "html": (run_dir / "fleet.html", render_html(fleet)),
+    }
+    for path, text in outputs.values():
+        _write_atomically(path, text)
+    return {kind: path for kind, (path, _) in outputs.items()}
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # A reader (a browser tab on fleet.html, CI picking up the XML) never sees half a file.
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def update_latest(reports_dir: Path, run_dir: Path) -> Path:
+    """Point `reports_dir/latest` at run_dir (relative, so the folder can be moved or copied)."""
+    link = Path(reports_dir) / "latest"
+    target = os.path.relpath(Path(run_dir).resolve(), Path(reports_dir).resolve())
+    tmp = link.with_name(".latest.tmp")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(target)
+    os.replace(tmp, link)
+    return link
 
 
 def _width(requested: int | None) -> int:

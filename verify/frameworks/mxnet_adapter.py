@@ -10,7 +10,7 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from verify.frameworks import Device, FrameworkAdapter, MlpRecipe, TrainedMlp
+from verify.frameworks.base import Device, FrameworkAdapter, MlpRecipe, TrainedMlp
 
 if TYPE_CHECKING:
     import numpy as np
@@ -110,14 +110,7 @@ class MXNetAdapter(FrameworkAdapter):
         """
         mx = self.module()
         ctx = device.native
-        data = mx.sym.Variable("data")
-        fc1 = mx.sym.FullyConnected(data=data, name="fc1", num_hidden=recipe.fc1_weight.shape[0])
-        sigmoid1 = mx.sym.Activation(data=fc1, name="sigmoid1", act_type="sigmoid")
-        fc2 = mx.sym.FullyConnected(
-            data=sigmoid1, name="fc2", num_hidden=recipe.fc2_weight.shape[0]
-        )
-        mlp = mx.sym.SoftmaxOutput(data=fc2, name="softmax")
-
+        mlp = self._mlp_symbol(recipe)
         initial = {
             "fc1_weight": recipe.fc1_weight,
             "fc1_bias": recipe.fc1_bias,
@@ -161,3 +154,14 @@ class MXNetAdapter(FrameworkAdapter):
                 return np.asarray(model.predict(np.asarray(points, dtype=np.float32)))
 
         return TrainedMlp(epoch_losses, epoch_accuracies, train_time_s, predict)
+
+    def _mlp_symbol(self, recipe: MlpRecipe) -> Any:
+        """The seed's symbol: FullyConnected → sigmoid → FullyConnected → SoftmaxOutput."""
+        mx = self.module()
+        data = mx.sym.Variable("data")
+        fc1 = mx.sym.FullyConnected(data=data, name="fc1", num_hidden=recipe.fc1_weight.shape[0])
+        sigmoid1 = mx.sym.Activation(data=fc1, name="sigmoid1", act_type="sigmoid")
+        fc2 = mx.sym.FullyConnected(
+            data=sigmoid1, name="fc2", num_hidden=recipe.fc2_weight.shape[0]
+        )
+        return mx.sym.SoftmaxOutput(data=fc2, name="softmax")

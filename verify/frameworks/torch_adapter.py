@@ -8,7 +8,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from verify.frameworks import Device, FrameworkAdapter, MlpRecipe, TrainedMlp
+from verify.frameworks.base import Device, FrameworkAdapter, MlpRecipe, TrainedMlp
 
 if TYPE_CHECKING:
     import numpy as np
@@ -106,34 +106,7 @@ class TorchAdapter(FrameworkAdapter):
         momentum 0.99, no dampening or weight decay (torch's buffer form equals MXNet's for a
         constant learning rate)."""
         torch = self.module()
-        dev = device.native
-        fc1_out, fc1_in = recipe.fc1_weight.shape
-        fc2_out, fc2_in = recipe.fc2_weight.shape
-        model = torch.nn.Sequential(
-            torch.nn.Linear(fc1_in, fc1_out),
-            torch.nn.Sigmoid(),
-            torch.nn.Linear(fc2_in, fc2_out),
-        ).to(device=dev, dtype=torch.float32)
-        with torch.no_grad():
-            for layer, weight, bias in (
-                (model[0], recipe.fc1_weight, recipe.fc1_bias),
-                (model[2], recipe.fc2_weight, recipe.fc2_bias),
-            ):
-                layer.weight.copy_(torch.tensor(weight, dtype=torch.float32))
-                layer.bias.copy_(torch.tensor(bias, dtype=torch.float32))
-        samples = torch.tensor(recipe.samples, dtype=torch.float32, device=dev)
-        labels = torch.tensor(recipe.labels, dtype=torch.int64, device=dev)
-        # torch.optim's functional SGD, the very update torch.optim.SGD.step() applies: the
-        # class's constructor imports torch._dynamo (~800 modules), 1-5 s per process on the
-        # 2-core CI machine, more than the whole training run.
-        from torch.optim.sgd import sgd
-
-        parameters = list(model.parameters())
-        momentum_buffers: list[Any] = [None] * len(parameters)
-        # Metrics stay on the device during training: one host sync at the end, not 2000.
-        losses = torch.empty(recipe.epochs, device=dev)
-        accuracies = torch.empty(recipe.epochs, device=dev)
-
+        model = self._mlp(recipe, device)
         # On the CPU the 2x2 layers are far too small to share among threads: intra-op threads
         # only add synchronisation, which made training ~10x slower on a busy 2-core machine.
         threads = torch.get_num_threads()
@@ -142,26 +115,7 @@ class TorchAdapter(FrameworkAdapter):
         try:
             self.synchronize(device)
             started = time.perf_counter()
-            for epoch in range(recipe.epochs):
-                for parameter in parameters:
-                    parameter.grad = None
-                logits = model(samples)
-                loss = torch.nn.functional.cross_entropy(logits, labels)
-                loss.backward()
-                with torch.no_grad():
-                    sgd(
-                        parameters,
-                        [parameter.grad for parameter in parameters],
-                        momentum_buffers,
-                        weight_decay=0.0,
-                        momentum=recipe.momentum,
-                        lr=recipe.learning_rate,
-                        dampening=0.0,
-                        nesterov=False,
-                        maximize=False,
-                    )
-                    losses[epoch] = loss.detach()
-                    accuracies[epoch] = (logits.argmax(dim=1) == labels).float().mean()
+            losses, accuracies = self._fit(model, recipe, device)
             self.synchronize(device)
             train_time_s = time.perf_counter() - started
         finally:
@@ -170,7 +124,64 @@ class TorchAdapter(FrameworkAdapter):
 
         def predict(points: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                inputs = torch.tensor(points, dtype=torch.float32, device=dev)
+                inputs = torch.tensor(points, dtype=torch.float32, device=device.native)
                 return self.to_numpy(torch.softmax(model(inputs), dim=1))
 
         return TrainedMlp(losses.cpu().tolist(), accuracies.cpu().tolist(), train_time_s, predict)
+
+    def _mlp(self, recipe: MlpRecipe, device: Device) -> Any:
+        """The network on the device, starting from the recipe's weights."""
+        torch = self.module()
+        fc1_out, fc1_in = recipe.fc1_weight.shape
+        fc2_out, fc2_in = recipe.fc2_weight.shape
+        model = torch.nn.Sequential(
+            torch.nn.Linear(fc1_in, fc1_out),
+            torch.nn.Sigmoid(),
+            torch.nn.Linear(fc2_in, fc2_out),
+        ).to(device=device.native, dtype=torch.float32)
+        with torch.no_grad():
+            for layer, weight, bias in (
+                (model[0], recipe.fc1_weight, recipe.fc1_bias),
+                (model[2], recipe.fc2_weight, recipe.fc2_bias),
+            ):
+                layer.weight.copy_(torch.tensor(weight, dtype=torch.float32))
+                layer.bias.copy_(torch.tensor(bias, dtype=torch.float32))
+        return model
+
+    def _fit(self, model: Any, recipe: MlpRecipe, device: Device) -> tuple[Any, Any]:
+        """Full-batch training; the loss and accuracy of each epoch's forward pass, as tensors
+        on the device (read back after the clock stops)."""
+        torch = self.module()
+        # torch.optim's functional SGD, the very update torch.optim.SGD.step() applies: the
+        # class's constructor imports torch._dynamo (~800 modules), 1-5 s per process on the
+        # 2-core CI machine, more than the whole training run.
+        from torch.optim.sgd import sgd
+
+        samples = torch.tensor(recipe.samples, dtype=torch.float32, device=device.native)
+        labels = torch.tensor(recipe.labels, dtype=torch.int64, device=device.native)
+        parameters = list(model.parameters())
+        momentum_buffers: list[Any] = [None] * len(parameters)
+        # Metrics stay on the device during training: one host sync at the end, not 2000.
+        losses = torch.empty(recipe.epochs, device=device.native)
+        accuracies = torch.empty(recipe.epochs, device=device.native)
+        for epoch in range(recipe.epochs):
+            for parameter in parameters:
+                parameter.grad = None
+            logits = model(samples)
+            loss = torch.nn.functional.cross_entropy(logits, labels)
+            loss.backward()
+            with torch.no_grad():
+                sgd(
+                    parameters,
+                    [parameter.grad for parameter in parameters],
+                    momentum_buffers,
+                    weight_decay=0.0,
+                    momentum=recipe.momentum,
+                    lr=recipe.learning_rate,
+                    dampening=0.0,
+                    nesterov=False,
+                    maximize=False,
+                )
+                losses[epoch] = loss.detach()
+                accuracies[epoch] = (logits.argmax(dim=1) == labels).float().mean()
+        return losses, accuracies

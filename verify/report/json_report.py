@@ -8,14 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from verify import __version__
-from verify.checks.driver import cuda_version_text
-from verify.result import REPORT_SCHEMA, CheckResult, Status
+from verify.result import REPORT_SCHEMA, CheckResult, count_statuses
+from verify.values import cuda_version_text, value
 
 
 def summarise(results: list[CheckResult]) -> dict[str, Any]:
-    counts = {status.value: 0 for status in Status}
-    for item in results:
-        counts[item.status.value] += 1
+    counts = count_statuses(results)
     blocking = [item for item in results if item.blocking]
     first = blocking[0] if blocking else None
     return {
@@ -29,21 +27,17 @@ def summarise(results: list[CheckResult]) -> dict[str, Any]:
     }
 
 
-def _value(outcome: dict[str, Any] | None) -> Any:
-    return (outcome or {}).get("value")
-
-
 def gpu_inventory(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     inventory = []
     for device in snapshot["nvml"].get("gpus") or []:
-        capability = _value(device.get("nvmlDeviceGetCudaComputeCapability"))
-        memory = _value(device.get("nvmlDeviceGetMemoryInfo")) or {}
-        pci = _value(device.get("nvmlDeviceGetPciInfo_v3")) or {}
+        capability = value(device.get("nvmlDeviceGetCudaComputeCapability"))
+        memory = value(device.get("nvmlDeviceGetMemoryInfo")) or {}
+        pci = value(device.get("nvmlDeviceGetPciInfo_v3")) or {}
         inventory.append(
             {
                 "index": device["index"],
-                "name": _value(device.get("nvmlDeviceGetName")),
-                "uuid": _value(device.get("nvmlDeviceGetUUID")),
+                "name": value(device.get("nvmlDeviceGetName")),
+                "uuid": value(device.get("nvmlDeviceGetUUID")),
                 "pci_bus_id": pci.get("busId"),
                 "compute_capability": f"{capability[0]}.{capability[1]}" if capability else None,
                 "memory_total_mib": memory["total"] // 2**20 if "total" in memory else None,
@@ -54,11 +48,11 @@ def gpu_inventory(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
 
 def versions(snapshot: dict[str, Any]) -> dict[str, Any]:
     nvml = snapshot["nvml"]
-    cuda = _value(nvml.get("nvmlSystemGetCudaDriverVersion_v2"))
+    cuda = value(nvml.get("nvmlSystemGetCudaDriverVersion_v2"))
     return {
-        "driver": _value(nvml.get("nvmlSystemGetDriverVersion")),
+        "driver": value(nvml.get("nvmlSystemGetDriverVersion")),
         "cuda_driver": cuda_version_text(cuda) if cuda else None,
-        "nvml": _value(nvml.get("nvmlSystemGetNVMLVersion")),
+        "nvml": value(nvml.get("nvmlSystemGetNVMLVersion")),
         "python": snapshot.get("python"),
         "kernel": snapshot.get("kernel"),
     }

@@ -1,10 +1,19 @@
-"""JUnit XML: one testcase per check per GPU, so CI dashboards show each GPU's checks."""
+"""JUnit XML, one scheme for the per-host report (`--junit`) and fleet.junit.xml.
+
+A `testsuite` per host, named after it; a `testcase` per check per GPU with classname `<host>`
+and name `<check id>[gpu<N>]` (the check id alone for a host-level result), so CI dashboards show
+each GPU's checks under its machine. `failure` / `error` are the blocking results only, so the
+XML agrees with the exit code: an advisory finding is a passing testcase whose system-out starts
+with `advisory failed:`. Each testcase carries `severity`, `status`, `measurements` and
+`framework` as properties.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from pathlib import Path
 
 from verify.result import CheckResult, Severity, Status
@@ -14,53 +23,67 @@ def testcase_name(item: CheckResult) -> str:
     return item.check_id if item.gpu is None else f"{item.check_id}[gpu{item.gpu}]"
 
 
-def build(results: list[CheckResult], *, host: str, started: str, duration_s: float) -> ET.Element:
-    # Advisory findings are not JUnit failures: the XML must agree with the exit code. They are
-    # kept visible in system-out and the severity property.
-    failures = sum(1 for r in results if r.status is Status.FAILED and r.blocking)
-    errors = sum(1 for r in results if r.status is Status.ERROR and r.blocking)
-    skipped = sum(1 for r in results if r.status is Status.SKIPPED)
-    suites = ET.Element("testsuites", name="labrig.verify")
-    suite = ET.SubElement(
-        suites,
-        "testsuite",
-        name=f"labrig.verify.{host}",
-        hostname=host,
-        timestamp=started,
-        tests=str(len(results)),
-        failures=str(failures),
-        errors=str(errors),
-        skipped=str(skipped),
-        time=f"{duration_s:.3f}",
+def add_testcase(suite: ET.Element, item: CheckResult, *, host: str) -> ET.Element:
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        classname=host,
+        name=testcase_name(item),
+        time=f"{item.duration_s:.6f}",
     )
+    properties = ET.SubElement(case, "properties")
+    ET.SubElement(properties, "property", name="severity", value=item.severity.value)
+    ET.SubElement(properties, "property", name="status", value=item.status.value)
+    if item.measurements:
+        measured = json.dumps(item.measurements, sort_keys=True, default=str)
+        ET.SubElement(properties, "property", name="measurements", value=measured)
+    if item.framework:
+        framework = json.dumps(item.framework, sort_keys=True)
+        ET.SubElement(properties, "property", name="framework", value=framework)
+    if item.status is Status.SKIPPED:
+        ET.SubElement(case, "skipped", message=item.reason)
+    elif item.blocking and item.status is Status.FAILED:
+        ET.SubElement(case, "failure", message=item.reason, type="failed").text = item.reason
+    elif item.blocking:
+        ET.SubElement(case, "error", message=item.reason, type="error").text = item.reason
+    elif item.severity is Severity.ADVISORY and item.status is not Status.PASSED:
+        ET.SubElement(case, "system-out").text = f"advisory {item.status.value}: {item.reason}"
+    else:
+        ET.SubElement(case, "system-out").text = item.reason
+    return case
+
+
+def add_suite(
+    parent: ET.Element, results: Iterable[CheckResult], *, host: str, **attributes: str
+) -> ET.Element:
+    """A host's testsuite with its counts; `attributes` adds timestamp, id and the like."""
+    suite = ET.SubElement(parent, "testsuite", name=host, **attributes)
+    results = list(results)
     for item in results:
-        case = ET.SubElement(
-            suite,
-            "testcase",
-            classname=f"{host}.{item.check_id.split('.')[0]}",
-            name=testcase_name(item),
-            time=f"{item.duration_s:.6f}",
-        )
-        properties = ET.SubElement(case, "properties")
-        ET.SubElement(properties, "property", name="severity", value=item.severity.value)
-        ET.SubElement(properties, "property", name="status", value=item.status.value)
-        if item.measurements:
-            measured = json.dumps(item.measurements, sort_keys=True, default=str)
-            ET.SubElement(properties, "property", name="measurements", value=measured)
-        if item.framework:
-            framework = json.dumps(item.framework, sort_keys=True)
-            ET.SubElement(properties, "property", name="framework", value=framework)
-        if item.status is Status.SKIPPED:
-            ET.SubElement(case, "skipped", message=item.reason)
-        elif item.blocking and item.status is Status.FAILED:
-            ET.SubElement(case, "failure", message=item.reason, type="failed").text = item.reason
-        elif item.blocking:
-            ET.SubElement(case, "error", message=item.reason, type="error").text = item.reason
-        elif item.severity is Severity.ADVISORY and item.status is not Status.PASSED:
-            ET.SubElement(case, "system-out").text = f"advisory {item.status.value}: {item.reason}"
-        else:
-            ET.SubElement(case, "system-out").text = item.reason
+        add_testcase(suite, item, host=host)
+    tally = {
+        "tests": len(results),
+        "failures": sum(1 for r in results if r.blocking and r.status is Status.FAILED),
+        "errors": sum(1 for r in results if r.blocking and r.status is Status.ERROR),
+        "skipped": sum(1 for r in results if r.status is Status.SKIPPED),
+    }
+    for key, count in tally.items():
+        suite.set(key, str(count))
+    suite.set("time", f"{sum(r.duration_s for r in results):.3f}")
+    return suite
+
+
+def build(results: list[CheckResult], *, host: str, started: str, duration_s: float) -> ET.Element:
+    suites = ET.Element("testsuites", name="labrig.verify")
+    suite = add_suite(suites, results, host=host, hostname=host, timestamp=started)
+    # The wall time of the run, not the sum of the checks: gathering the facts counts too.
+    suite.set("time", f"{duration_s:.3f}")
     return suites
+
+
+def to_xml(root: ET.Element) -> str:
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def write(
@@ -71,7 +94,5 @@ def write(
     started: str,
     duration_s: float,
 ) -> None:
-    tree = ET.ElementTree(build(results, host=host, started=started, duration_s=duration_s))
-    ET.indent(tree)
-    with Path(path).open("wb") as handle:
-        tree.write(handle, encoding="utf-8", xml_declaration=True)
+    root = build(results, host=host, started=started, duration_s=duration_s)
+    Path(path).write_text(to_xml(root), encoding="utf-8")

@@ -6,16 +6,14 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from verify.result import CheckResult, failed, passed
+from verify.registry import Judgement, check, fail, ok
 from verify.workloads import spec
 
 if TYPE_CHECKING:
     import numpy as np
 
     from verify.frameworks import Device, FrameworkAdapter
-    from verify.workloads import WorkloadRun
-
-CHECK_ID = "workload.mlp"
+    from verify.workloads.spec import WorkloadRun
 
 
 @dataclass(frozen=True)
@@ -54,14 +52,63 @@ def train_and_evaluate(adapter: FrameworkAdapter, device: Device, data: spec.Mlp
     )
 
 
-def check_mlp(run: WorkloadRun) -> CheckResult:
+def _own_problems(outcome: MlpOutcome, min_accuracy: float) -> list[str]:
+    """What is wrong with this run on its own: epochs, accuracy, loss, the centre's class."""
+    problems = []
+    if outcome.epochs_run != spec.EPOCHS:
+        problems.append(f"ran {outcome.epochs_run} epochs, expected {spec.EPOCHS}")
+    if not outcome.accuracy >= min_accuracy:
+        problems.append(f"training accuracy {outcome.accuracy:.3f} < {min_accuracy:g} required")
+    if not outcome.final_loss < outcome.initial_loss:
+        problems.append(
+            f"loss did not fall ({outcome.initial_loss:.4g} → {outcome.final_loss:.4g})"
+        )
+    centre = outcome.centre_probabilities
+    centre_class = int(centre.argmax())
+    if centre_class != spec.CENTRE_EXPECTED_CLASS:
+        problems.append(
+            f"predict([{list(spec.CENTRE_POINT)}]) gave class {centre_class} "
+            f"(p1 = {centre[1]:.3f}), expected {spec.CENTRE_EXPECTED_CLASS}"
+        )
+    return problems
+
+
+def _cpu_agreement(
+    run: WorkloadRun, data: spec.MlpData, outcome: MlpOutcome
+) -> tuple[str, dict[str, float], list[str]]:
+    """(summary, measurements, problems) of a GPU run against one CPU run of the same recipe,
+    shared by every GPU: they differ in summation order only, so a wrong kernel stands out."""
     import numpy as np
 
-    min_accuracy = run.settings.mlp_min_accuracy
-    data = spec.make_dataset(run.settings.mlp_draws)
+    if run.device.gpu is None:
+        return "GPU-vs-CPU agreement not applicable (runs on the CPU)", {}, []
+    cpu = run.cached(
+        ("mlp-cpu-reference", data.draws),
+        lambda: train_and_evaluate(run.adapter, run.adapter.device(None), data),
+    )
+    difference = float(np.max(np.abs(outcome.probabilities - cpu.probabilities)))
+    measured = {
+        "cpu_gpu_max_abs_diff": difference,
+        "cpu_accuracy": round(cpu.accuracy, 6),
+        "cpu_train_time_s": round(cpu.train_time_s, 4),
+    }
+    tolerance = spec.AGREEMENT_TOLERANCE
+    problems = []
+    if not difference <= tolerance:
+        problems.append(f"predictions differ from the CPU run by {difference:.2e} > {tolerance:g}")
+    if outcome.accuracy != cpu.accuracy:
+        problems.append(
+            f"accuracy {outcome.accuracy:.4f} differs from the CPU run's {cpu.accuracy:.4f}"
+        )
+    return f"agrees with the CPU run within {difference:.1e} (≤ {tolerance:g})", measured, problems
+
+
+@check("workload.mlp", description="the seed's MLP trains to mlp_min_accuracy, agrees with CPU")
+def check_mlp(run: WorkloadRun) -> Judgement:
+    min_accuracy = run.setting("mlp_min_accuracy")
+    data = spec.make_dataset(run.setting("mlp_samples"))
     outcome = train_and_evaluate(run.adapter, run.device, data)
     centre = outcome.centre_probabilities
-    centre_class = int(np.argmax(centre))
     measurements: dict = {
         "accuracy": round(outcome.accuracy, 6),
         "final_loss": outcome.final_loss,
@@ -73,50 +120,15 @@ def check_mlp(run: WorkloadRun) -> CheckResult:
         "p_class1_at_centre": float(centre[spec.CENTRE_EXPECTED_CLASS]),
         "min_accuracy": min_accuracy,
     }
-    problems: list[str] = []
-    if outcome.epochs_run != spec.EPOCHS:
-        problems.append(f"ran {outcome.epochs_run} epochs, expected {spec.EPOCHS}")
-    if not outcome.accuracy >= min_accuracy:
-        problems.append(f"training accuracy {outcome.accuracy:.3f} < {min_accuracy:g} required")
-    if not outcome.final_loss < outcome.initial_loss:
-        problems.append(
-            f"loss did not fall ({outcome.initial_loss:.4g} → {outcome.final_loss:.4g})"
-        )
-    if centre_class != spec.CENTRE_EXPECTED_CLASS:
-        problems.append(
-            f"predict([{list(spec.CENTRE_POINT)}]) gave class {centre_class} "
-            f"(p1 = {centre[1]:.3f}), expected {spec.CENTRE_EXPECTED_CLASS}"
-        )
-
-    if run.device.gpu is None:
-        agreement = "GPU-vs-CPU agreement not applicable (runs on the CPU)"
-    else:
-        cpu = run.cached(
-            ("mlp-cpu-reference", data.draws),
-            lambda: train_and_evaluate(run.adapter, run.adapter.device(None), data),
-        )
-        difference = float(np.max(np.abs(outcome.probabilities - cpu.probabilities)))
-        measurements["cpu_gpu_max_abs_diff"] = difference
-        measurements["cpu_accuracy"] = round(cpu.accuracy, 6)
-        measurements["cpu_train_time_s"] = round(cpu.train_time_s, 4)
-        tolerance = spec.AGREEMENT_TOLERANCE
-        if not difference <= tolerance:
-            problems.append(
-                f"predictions differ from the CPU run by {difference:.2e} > {tolerance:g}"
-            )
-        if outcome.accuracy != cpu.accuracy:
-            problems.append(
-                f"accuracy {outcome.accuracy:.4f} differs from the CPU run's {cpu.accuracy:.4f}"
-            )
-        agreement = f"agrees with the CPU run within {difference:.1e} (≤ {tolerance:g})"
-
+    agreement, measured, disagreements = _cpu_agreement(run, data, outcome)
+    measurements.update(measured)
+    problems = [*_own_problems(outcome, min_accuracy), *disagreements]
     where = f"{len(data.labels)} points x {outcome.epochs_run} epochs on {run.device.label}"
     if problems:
-        return failed(CHECK_ID, f"{where}: {'; '.join(problems)}", measurements=measurements)
-    return passed(
-        CHECK_ID,
+        return fail(f"{where}: {'; '.join(problems)}", **measurements)
+    return ok(
         f"{where} in {outcome.train_time_s:.2f} s: accuracy {outcome.accuracy:.3f} "
         f"≥ {min_accuracy:g}, loss {outcome.initial_loss:.3f} → {outcome.final_loss:.2g}, "
         f"p1({spec.CENTRE_POINT[0]}, {spec.CENTRE_POINT[1]}) = {centre[1]:.4f}; {agreement}",
-        measurements=measurements,
+        **measurements,
     )

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from verify.result import CheckResult, failed, passed, skipped
+from verify.registry import Judgement, check, fail, ok, skip
 from verify.workloads import spec
 
 if TYPE_CHECKING:
-    from verify.workloads import WorkloadRun
+    from verify.workloads.spec import WorkloadRun
 
 FLOORS_FILE = "data/perf_floors.yml"
 FLOOR_KEYS = ("gemm_fp32_tflops", "gemm_fp16_tflops", "h2d_gb_per_s", "d2h_gb_per_s")
@@ -64,44 +64,28 @@ def _median_seconds(
 
 
 def judge(
-    run: WorkloadRun,
-    check_id: str,
-    floor_key: str,
-    value: float,
-    summary: str,
-    measurements: dict[str, Any],
-) -> CheckResult:
+    run: WorkloadRun, floor_key: str, value: float, summary: str, measurements: dict[str, Any]
+) -> Judgement:
     """Compare one measured rate with the floor for this GPU's model (scaled)."""
     if run.device.gpu is None:
-        return skipped(
-            check_id,
-            f"{summary}; no floor for the CPU (for the record only)",
-            measurements=measurements,
-        )
+        return skip(f"{summary}; no floor for the CPU (for the record only)", **measurements)
     if not run.gpu_name:
-        return skipped(
-            check_id, f"{summary}; GPU model unknown, no floor looked up", measurements=measurements
-        )
+        return skip(f"{summary}; GPU model unknown, no floor looked up", **measurements)
     entry = load_floors().get(run.gpu_name, {})
     if floor_key not in entry:
-        return skipped(
-            check_id,
-            f"{summary}; no floor for {run.gpu_name!r} in verify/{FLOORS_FILE}",
-            measurements=measurements,
+        return skip(
+            f"{summary}; no floor for {run.gpu_name!r} in verify/{FLOORS_FILE}", **measurements
         )
-    floor = entry[floor_key] * run.settings.perf_floor_scale
-    measurements["floor"] = floor
+    floor = entry[floor_key] * run.setting("perf_floor_scale")
     if value >= floor:
-        return passed(check_id, f"{summary} ≥ floor {floor:g}", measurements=measurements)
-    return failed(
-        check_id, f"{summary} < floor {floor:g} for {run.gpu_name}", measurements=measurements
-    )
+        return ok(f"{summary} ≥ floor {floor:g}", **measurements, floor=floor)
+    return fail(f"{summary} < floor {floor:g} for {run.gpu_name}", **measurements, floor=floor)
 
 
-def _gemm(run: WorkloadRun, check_id: str, dtype: str, floor_key: str) -> CheckResult:
+def _gemm(run: WorkloadRun, dtype: str, floor_key: str) -> Judgement:
     adapter, device = run.adapter, run.device
     if dtype not in adapter.matmul_dtypes(device):
-        return skipped(check_id, f"{adapter.name} has no {dtype} matrix product on {device.label}")
+        return skip(f"{adapter.name} has no {dtype} matrix product on {device.label}")
     sizes = _sizes(run)
     n = sizes.gemm_size
     a = adapter.random_normal((n, n), dtype, device, seed=1)
@@ -117,10 +101,10 @@ def _gemm(run: WorkloadRun, check_id: str, dtype: str, floor_key: str) -> CheckR
         "median_s": seconds,
     }
     summary = f"{dtype} {n}x{n} product on {device.label}: {tflops:.3g} TFLOP/s"
-    return judge(run, check_id, floor_key, tflops, summary, measurements)
+    return judge(run, floor_key, tflops, summary, measurements)
 
 
-def _copy(run: WorkloadRun, check_id: str, direction: str, floor_key: str) -> CheckResult:
+def _copy(run: WorkloadRun, direction: str, floor_key: str) -> Judgement:
     adapter, device = run.adapter, run.device
     sizes = _sizes(run)
     elements = sizes.copy_bytes // 4
@@ -150,20 +134,24 @@ def _copy(run: WorkloadRun, check_id: str, direction: str, floor_key: str) -> Ch
         "pinned": device.gpu is not None,
     }
     summary = f"{sizes.copy_bytes >> 20} MiB {arrow}: {gb_per_s:.3g} GB/s"
-    return judge(run, check_id, floor_key, gb_per_s, summary, measurements)
+    return judge(run, floor_key, gb_per_s, summary, measurements)
 
 
-def check_gemm_fp32(run: WorkloadRun) -> CheckResult:
-    return _gemm(run, "workload.perf.gemm_fp32", "float32", "gemm_fp32_tflops")
+@check("workload.perf.gemm_fp32", description="float32 GEMM TFLOP/s >= the model's floor")
+def check_gemm_fp32(run: WorkloadRun) -> Judgement:
+    return _gemm(run, "float32", "gemm_fp32_tflops")
 
 
-def check_gemm_fp16(run: WorkloadRun) -> CheckResult:
-    return _gemm(run, "workload.perf.gemm_fp16", "float16", "gemm_fp16_tflops")
+@check("workload.perf.gemm_fp16", description="float16 GEMM TFLOP/s >= the model's floor")
+def check_gemm_fp16(run: WorkloadRun) -> Judgement:
+    return _gemm(run, "float16", "gemm_fp16_tflops")
 
 
-def check_h2d(run: WorkloadRun) -> CheckResult:
-    return _copy(run, "workload.perf.h2d", "h2d", "h2d_gb_per_s")
+@check("workload.perf.h2d", description="pinned host→device GB/s >= the model's floor")
+def check_h2d(run: WorkloadRun) -> Judgement:
+    return _copy(run, "h2d", "h2d_gb_per_s")
 
 
-def check_d2h(run: WorkloadRun) -> CheckResult:
-    return _copy(run, "workload.perf.d2h", "d2h", "d2h_gb_per_s")
+@check("workload.perf.d2h", description="device→pinned host GB/s >= the model's floor")
+def check_d2h(run: WorkloadRun) -> Judgement:
+    return _copy(run, "d2h", "d2h_gb_per_s")

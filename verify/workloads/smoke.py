@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from verify.result import CheckResult, failed, passed
+from verify.registry import Judgement, check, fail, ok
 from verify.workloads import spec
 
 if TYPE_CHECKING:
-    from verify.workloads import WorkloadRun
+    from verify.workloads.spec import WorkloadRun
 
 
 def _seed_inputs():
@@ -22,24 +22,23 @@ def _scalar_or_array(values) -> float | list:
     return flat[0] if len(flat) == 1 else flat
 
 
-def check_elementwise(run: WorkloadRun) -> CheckResult:
-    check_id = "workload.smoke.elementwise"
+@check("workload.smoke.elementwise", description="the seed's (a+b)*c on the device")
+def check_elementwise(run: WorkloadRun) -> Judgement:
     adapter, device = run.adapter, run.device
     a, b, c = (adapter.to_device(value, device) for value in _seed_inputs())
     result = adapter.to_numpy(adapter.elementwise_sum_product(a, b, c))
     value = _scalar_or_array(result)
     measurements = {"result": value}
     if result.shape == (1,) and float(result[0]) == spec.SMOKE_EXPECTED_FORWARD:
-        return passed(check_id, f"(a+b)*c = {value:g} on {device.label}", measurements=measurements)
-    return failed(
-        check_id,
+        return ok(f"(a+b)*c = {value:g} on {device.label}", **measurements)
+    return fail(
         f"(a+b)*c gave {value} on {device.label}, expected {spec.SMOKE_EXPECTED_FORWARD:g}",
-        measurements=measurements,
+        **measurements,
     )
 
 
-def check_gradient(run: WorkloadRun) -> CheckResult:
-    check_id = "workload.smoke.gradient"
+@check("workload.smoke.gradient", description="the seed's symbolic forward and d/da")
+def check_gradient(run: WorkloadRun) -> Judgement:
     forward, gradient = run.adapter.gradient_of_sum_product(*_seed_inputs(), run.device)
     measurements = {"forward": _scalar_or_array(forward), "gradient_a": _scalar_or_array(gradient)}
     problems = []
@@ -52,21 +51,18 @@ def check_gradient(run: WorkloadRun) -> CheckResult:
             f"d/da gave {measurements['gradient_a']}, expected {spec.SMOKE_EXPECTED_GRADIENT_A:g}"
         )
     if problems:
-        return failed(
-            check_id, f"{'; '.join(problems)} on {run.device.label}", measurements=measurements
-        )
-    return passed(
-        check_id,
+        return fail(f"{'; '.join(problems)} on {run.device.label}", **measurements)
+    return ok(
         f"forward (a+b)*c = {spec.SMOKE_EXPECTED_FORWARD:g} and d/da = "
         f"{spec.SMOKE_EXPECTED_GRADIENT_A:g} on {run.device.label}",
-        measurements=measurements,
+        **measurements,
     )
 
 
-def check_matmul(run: WorkloadRun) -> CheckResult:
+@check("workload.smoke.matmul", description="1024x1024 float32 product vs float64")
+def check_matmul(run: WorkloadRun) -> Judgement:
     import numpy as np
 
-    check_id = "workload.smoke.matmul"
     adapter, device = run.adapter, run.device
     rng = np.random.RandomState(spec.MATMUL_SEED)
     shape = (spec.MATMUL_SIZE, spec.MATMUL_SIZE)
@@ -80,10 +76,9 @@ def check_matmul(run: WorkloadRun) -> CheckResult:
     size = spec.MATMUL_SIZE
     measurements = {"size": size, "max_relative_error": bound}
     if product.shape != reference.shape:
-        return failed(
-            check_id,
+        return fail(
             f"{size}x{size} product has shape {product.shape} on {device.label}",
-            measurements=measurements,
+            **measurements,
         )
     # A NaN/Inf anywhere makes the norm non-finite, so `<=` below fails it as well.
     error = float(
@@ -92,14 +87,14 @@ def check_matmul(run: WorkloadRun) -> CheckResult:
     measurements["relative_error"] = error
     text = f"{size}x{size} float32 product vs float64: relative error {error:.2e}"
     if error <= bound:
-        return passed(check_id, f"{text} ≤ {bound:g} on {device.label}", measurements=measurements)
-    return failed(check_id, f"{text} > {bound:g} on {device.label}", measurements=measurements)
+        return ok(f"{text} ≤ {bound:g} on {device.label}", **measurements)
+    return fail(f"{text} > {bound:g} on {device.label}", **measurements)
 
 
-def check_roundtrip(run: WorkloadRun) -> CheckResult:
+@check("workload.smoke.roundtrip", description="16 MiB host→device→host, bit-exact")
+def check_roundtrip(run: WorkloadRun) -> Judgement:
     import numpy as np
 
-    check_id = "workload.smoke.roundtrip"
     adapter, device = run.adapter, run.device
     original = (
         np.random.RandomState(spec.ROUNDTRIP_SEED)
@@ -110,20 +105,18 @@ def check_roundtrip(run: WorkloadRun) -> CheckResult:
     measurements = {"bytes": int(original.nbytes)}
     text = f"{original.nbytes >> 20} MiB float32 host→{device.label}→host"
     if back.dtype != original.dtype or back.shape != original.shape:
-        return failed(
-            check_id,
+        return fail(
             f"{text} came back as {back.dtype}{list(back.shape)}",
-            measurements=measurements,
+            **measurements,
         )
     # Bit patterns, not values: -0.0 == 0.0 and NaN != NaN would hide or invent differences.
     differing = np.flatnonzero(original.view(np.uint32) != back.view(np.uint32))
     measurements["differing_elements"] = int(differing.size)
     if differing.size == 0:
-        return passed(check_id, f"{text}: bit-exact", measurements=measurements)
+        return ok(f"{text}: bit-exact", **measurements)
     first = int(differing[0])
-    return failed(
-        check_id,
+    return fail(
         f"{text}: {differing.size} elements differ, first at [{first}]: "
         f"{original[first]!r} came back as {back[first]!r}",
-        measurements=measurements,
+        **measurements,
     )

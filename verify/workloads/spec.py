@@ -1,4 +1,6 @@
-"""What the workload checks run and what they accept, defined once for every framework.
+"""What the workload checks run and what they accept, defined once for every framework, and
+what a check function is handed (`WorkloadRun`). The tunables (`mlp_min_accuracy`,
+`mlp_samples`, `perf_floor_scale`) and their defaults live in verify/expectations.py.
 
 The NDArray example and the MLP come from the seed (a Chinese deep-learning primer's MXNet
 "Hello World"); its OCR lost lines, so they were restored from the book's published code
@@ -8,10 +10,12 @@ The NDArray example and the MLP come from the seed (a Chinese deep-learning prim
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from verify.frameworks import MlpRecipe
+from verify import expectations as expectations_module
+from verify.frameworks import Device, FrameworkAdapter, MlpRecipe
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,7 +42,6 @@ ROUNDTRIP_SEED = 11
 # after np.random.seed(123)) and drops those within ±0.1 of the boundary (vertically), so the
 # default 50 draws leave 41 points; 1000 draws leave 809. `mlp_samples` sets the draw count.
 DATA_SEED = 123
-DEFAULT_DRAWS = 50
 BOUNDARY_BAND = 0.1
 
 HIDDEN_UNITS = 2
@@ -56,7 +59,6 @@ MOMENTUM = 0.99
 INIT_SEED = 6
 INIT_SCALE = 1.0
 
-DEFAULT_MIN_ACCURACY = 0.97
 CENTRE_POINT = (0.5, 0.5)
 CENTRE_EXPECTED_CLASS = 1
 # Largest |p_gpu - p_cpu| over the class probabilities of every training point and the centre.
@@ -80,12 +82,11 @@ class MlpData:
     labels: np.ndarray  # (n,) int64: 1 above the boundary, 0 below
 
 
-def make_dataset(draws: int = DEFAULT_DRAWS) -> MlpData:
+def make_dataset(draws: int = expectations_module.DEFAULTS["mlp_samples"]) -> MlpData:
     """The seed's data, without touching NumPy's global random state."""
     import numpy as np
 
-    if not isinstance(draws, int) or isinstance(draws, bool) or draws < 1:
-        raise ValueError(f"the sample count must be a positive integer, got {draws!r}")
+    draws = expectations_module.VALIDATORS["mlp_samples"](draws, "the sample count")
     # RandomState(seed).random_sample((n, 2)) yields the same stream, in the same order, as the
     # seed's np.random.seed(seed) followed by n calls of np.random.random(2).
     points = np.random.RandomState(DATA_SEED).random_sample((draws, 2))
@@ -141,36 +142,6 @@ GPU_PERF = PerfSizes(gemm_size=8192, copy_bytes=256 << 20, repeats=10, min_repea
 CPU_PERF = PerfSizes(gemm_size=256, copy_bytes=16 << 20, repeats=5, min_repeat_s=0.0)
 PERF_WARMUP_CALLS = 2
 PERF_MAX_CALLS_PER_REPEAT = 200
-DEFAULT_PERF_FLOOR_SCALE = 1.0
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The expectations the workload checks read, each validated when a check asks for it, so a
-    bad value fails that check with its name instead of stopping the suite."""
-
-    expectations: dict
-
-    def _number(self, key: str, default: float) -> float:
-        value = self.expectations.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise ValueError(f"expectation {key} must be a positive number, got {value!r}")
-        return float(value)
-
-    @property
-    def mlp_min_accuracy(self) -> float:
-        return self._number("mlp_min_accuracy", DEFAULT_MIN_ACCURACY)
-
-    @property
-    def mlp_draws(self) -> int:
-        value = self.expectations.get("mlp_samples", DEFAULT_DRAWS)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"expectation mlp_samples must be a positive integer, got {value!r}")
-        return value
-
-    @property
-    def perf_floor_scale(self) -> float:
-        return self._number("perf_floor_scale", DEFAULT_PERF_FLOOR_SCALE)
 
 
 def gemm_tflops(size: int, seconds: float) -> float:
@@ -181,3 +152,25 @@ def calls_per_repeat(one_call_s: float, sizes: PerfSizes) -> int:
     if one_call_s <= 0 or sizes.min_repeat_s <= 0:
         return 1
     return max(1, min(PERF_MAX_CALLS_PER_REPEAT, math.ceil(sizes.min_repeat_s / one_call_s)))
+
+
+# --- What a check function is handed ----------------------------------------------------------
+@dataclass
+class WorkloadRun:
+    """The adapter, the device of this subject, the expectations, and results shared between
+    subjects (the CPU reference MLP)."""
+
+    adapter: FrameworkAdapter
+    device: Device
+    gpu_name: str | None
+    expectations: dict[str, Any]
+    shared: dict[Any, Any]
+
+    def setting(self, key: str) -> Any:
+        """A tunable, validated when the check asks for it: a bad value fails that check."""
+        return expectations_module.setting(self.expectations, key)
+
+    def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
+        if key not in self.shared:
+            self.shared[key] = compute()
+        return self.shared[key]
