@@ -6,7 +6,7 @@
 #   - `make verify CPU_ONLY=1` wall time per host,
 #   - bytes each host pulled through the apt cache and how many of them came from the mirror.
 # Needs root (it boots fleets). LABRIG_BENCH_PLAYBOOK=path runs that playbook instead of
-# `make provision` (e.g. tests/fleet/smoke.yml, to check the harness before the roles exist).
+# `make provision` (e.g. tests/fleet/smoke.yml, to time the harness alone).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,12 +20,9 @@ results=$(mktemp -d /tmp/labrig-bench-fleet.XXXXXX)
   echo "bench-fleet: needs root (it boots local fleets)" >&2
   exit 1
 }
-if [[ -z $playbook && ! -f $repo/playbooks/provision.yml ]]; then
-  echo "bench-fleet: playbooks/provision.yml does not exist yet (LABRIG_BENCH_PLAYBOOK=... to run another)" >&2
-  exit 2
-fi
+# `make verify` needs the roles a custom playbook may not have run.
 with_verify=0
-if [[ -f $repo/playbooks/verify.yml && -z $playbook ]]; then with_verify=1; fi
+if [[ -z $playbook ]]; then with_verify=1; fi
 
 trap '"$fleet_sh" down >/dev/null 2>&1 || true' EXIT INT TERM
 "$fleet_sh" down >/dev/null
