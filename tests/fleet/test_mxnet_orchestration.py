@@ -26,7 +26,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location(
-    "labrig_mxnet_helpers", REPO / "tests" / "roles" / "mxnet_helpers.py"
+    "labrig_role_support", REPO / "tests" / "roles" / "role_support.py"
 )
 helpers = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = helpers

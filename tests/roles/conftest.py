@@ -7,25 +7,13 @@ host's task results. Cases are batched into one run because ansible-playbook cos
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from role_support import RESOLUTION_CASES, RESOLUTION_TASKS, PlaybookRun, run_playbook
-
-
-@pytest.fixture
-def playbook(tmp_path: Path):
-    """`playbook(tasks, hosts, ...)` -> PlaybookRun; see `run_playbook`."""
-
-    def _run(tasks, hosts, **kwargs):
-        return run_playbook(tmp_path, tasks, hosts, **kwargs)
-
-    return _run
+from role_support import RESOLUTION_CASES, RESOLUTION_TASKS, PlaybookRun, run_tasks
 
 
 @pytest.fixture(scope="session")
 def resolution(tmp_path_factory) -> PlaybookRun:
-    run = run_playbook(
+    run = run_tasks(
         tmp_path_factory.mktemp("resolution"),
         RESOLUTION_TASKS,
         # Ubuntu hosts have no Debian sources to extend; resolve_debian.yml then finds nothing.
@@ -45,6 +33,6 @@ def resolution(tmp_path_factory) -> PlaybookRun:
             "apt_sources_debian_extra_sources",
         ),
     )
-    failed = {host: run.failure(host) for host in RESOLUTION_CASES if run.failure(host)}
-    assert not failed, failed
+    failed = {host: run.failure_message(host) for host in RESOLUTION_CASES}
+    assert not {host: message for host, message in failed.items() if message}, failed
     return run

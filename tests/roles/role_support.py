@@ -1,13 +1,18 @@
-"""Helpers the role tests share: run a throwaway playbook through the real Ansible.
+"""Helpers the role tests share: run throwaway playbooks through the real Ansible and read back
+each host's results, and read a rendered config.mk the way make reads it.
 
 Kept out of conftest.py so test modules can import them without clashing with
-tests/fleet/conftest.py when pytest collects both folders in one run.
+tests/fleet/conftest.py when pytest collects both folders in one run;
+tests/fleet/test_mxnet_orchestration.py loads this file by path to run plays on a fleet host.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -19,7 +24,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 ROLES = REPO / "roles"
-ANSIBLE_BIN = Path(sys.executable).parent
+BIN = Path(sys.executable).parent
 
 
 @dataclass
@@ -27,108 +32,191 @@ class PlaybookRun:
     returncode: int
     stdout: str
     stderr: str
-    report: dict[str, Any]
+    report: dict[str, Any]  # the ansible.posix.json callback's document
 
-    def host_tasks(self, host: str) -> list[tuple[str, dict[str, Any]]]:
+    @property
+    def stats(self) -> dict[str, Any]:
+        return self.report.get("stats", {})
+
+    def host_results(self, host: str) -> list[tuple[str, dict[str, Any]]]:
         """(task name, result) for every task that ran on `host`, in order."""
-        out = []
+        found = []
         for play in self.report.get("plays", []):
             for task in play.get("tasks", []):
                 result = task.get("hosts", {}).get(host)
                 if result is not None:
-                    out.append((task["task"]["name"], result))
-        return out
+                    found.append((task["task"]["name"], result))
+        return found
 
-    def failure(self, host: str) -> str | None:
-        """The message of the task that failed `host`, or None when it did not fail."""
-        for _name, result in self.host_tasks(host):
-            if result.get("failed") and result.get("failed_when_result") is not False:
-                if "ansible_loop_var" in result or "results" in result:
-                    for item in result.get("results", []):
-                        if item.get("failed"):
-                            return str(item.get("msg", ""))
-                return str(result.get("msg", ""))
-        return None
+    def failure(self, host: str) -> dict[str, Any] | None:
+        """The result of the task that stopped `host` (of its failed item, for a loop), or None.
+
+        The last failure, not the first: in check mode a task may fail and be ignored first."""
+        failed = [
+            result
+            for _, result in self.host_results(host)
+            if result.get("failed") and result.get("failed_when_result") is not False
+        ]
+        if not failed:
+            return None
+        items = [item for item in failed[-1].get("results", []) if item.get("failed")]
+        return items[0] if items else failed[-1]
+
+    def failure_message(self, host: str) -> str | None:
+        failure = self.failure(host)
+        return None if failure is None else str(failure.get("msg", ""))
 
     def result(self, host: str, task_name: str) -> dict[str, Any]:
         """The result of the last task called `task_name` on `host`."""
-        found = [r for name, r in self.host_tasks(host) if name == task_name]
+        found = [r for name, r in self.host_results(host) if name == task_name]
         assert found, f"task {task_name!r} did not run on {host}:\n{self.stdout[-3000:]}"
         return found[-1]
 
     def value(self, host: str, name: str) -> Any:
-        """A variable published by the play's final `Report` debug task."""
+        """A variable published by `run_tasks`' final `Report` debug task."""
         return self.result(host, "Report")["msg"][name]
+
+    def fact(self, host: str, name: str) -> Any:
+        """The last value a task on `host` set for fact `name`."""
+        value = None
+        for _, result in self.host_results(host):
+            value = result.get("ansible_facts", {}).get(name, value)
+        return value
+
+
+def local_inventory(hosts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """An inventory of local-connection hosts, each with its own variables."""
+    return {
+        "all": {
+            "hosts": hosts,
+            "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+        }
+    }
 
 
 def run_playbook(
-    tmp_path: Path,
+    workdir: Path,
+    plays: list[dict[str, Any]],
+    inventory: dict[str, Any] | Path,
+    *args: str,
+    timeout: int = 300,
+) -> PlaybookRun:
+    """Run `plays` with ansible-playbook and the JSON callback. An inventory given as a dict is
+    written under workdir; a Path (a real fleet's inventory) is used as it is.
+
+    Every file Ansible itself writes on the controller stays under workdir."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "playbook.yml").write_text(yaml.safe_dump(plays, sort_keys=False))
+    if isinstance(inventory, dict):
+        (workdir / "inventory.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
+        inventory = workdir / "inventory.yml"
+    local = inventory == workdir / "inventory.yml"
+    # On localhost the "remote" side is this machine too: keep its temp and async files here.
+    remote_tmp = f"remote_tmp = {workdir}/.ansible-remote\n" if local else ""
+    # Our own config, not the project's: its timing callback would mix text into the JSON.
+    (workdir / "ansible.cfg").write_text(
+        "[defaults]\n"
+        f"roles_path = {ROLES}\n"
+        "stdout_callback = ansible.posix.json\n"
+        "retry_files_enabled = False\n"
+        "deprecation_warnings = False\n"
+        "forks = 10\n"
+        "host_key_checking = True\n"
+        f"local_tmp = {workdir}/.ansible-local\n"
+        f"{remote_tmp}"
+        # Modules fed over stdin: no temp files, half the processes per task.
+        "[connection]\npipelining = True\n"
+        "[ssh_connection]\npipelining = True\n"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
+    env |= {
+        "ANSIBLE_CONFIG": str(workdir / "ansible.cfg"),
+        "ANSIBLE_HOME": str(workdir / ".ansible-home"),
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    if local:
+        env["ANSIBLE_ASYNC_DIR"] = str(workdir / ".ansible-async")
+    completed = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(inventory), "playbook.yml", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    start = completed.stdout.find("{")
+    if start < 0:
+        pytest.fail(
+            f"ansible-playbook printed no JSON (rc {completed.returncode}):\n"
+            f"{completed.stdout}\n{completed.stderr}"
+        )
+    report = json.loads(completed.stdout[start:])
+    # Kept beside the playbook: the first place to look when a run fails.
+    (workdir / "report.json").write_text(json.dumps(report, indent=1))
+    return PlaybookRun(completed.returncode, completed.stdout, completed.stderr, report)
+
+
+def run_tasks(
+    workdir: Path,
     tasks: list[dict[str, Any]],
     hosts: dict[str, dict[str, Any]],
     *,
     extra_args: tuple[str, ...] = (),
     report_vars: tuple[str, ...] = (),
 ) -> PlaybookRun:
-    """Run `tasks` on one local host per entry of `hosts` (name -> host vars).
+    """Run `tasks` in one play on one local host per entry of `hosts` (name -> host vars).
 
     With `report_vars`, a final debug task named "Report" prints those variables so tests can read
     them with `PlaybookRun.value`.
     """
-    inventory = {
-        "all": {
-            "hosts": {
-                name: {
-                    "ansible_connection": "local",
-                    "ansible_python_interpreter": sys.executable,
-                    **host_vars,
-                }
-                for name, host_vars in hosts.items()
-            }
-        }
-    }
     play_tasks = list(tasks)
     if report_vars:
+        published = ", ".join(f"'{name}': {name}" for name in report_vars)
         play_tasks.append(
-            {
-                "name": "Report",
-                "ansible.builtin.debug": {
-                    "msg": "{{ {" + ", ".join(f"'{v}': {v}" for v in report_vars) + "} }}"
-                },
-            }
+            {"name": "Report", "ansible.builtin.debug": {"msg": "{{ {" + published + "} }}"}}
         )
-    playbook = [{"name": "Test", "hosts": "all", "gather_facts": False, "tasks": play_tasks}]
-    (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(playbook, sort_keys=False))
-    # Our own config, not the project's: its timing callback would mix text into the JSON.
-    (tmp_path / "ansible.cfg").write_text(
-        "[defaults]\n"
-        f"roles_path = {ROLES}\n"
-        "stdout_callback = ansible.posix.json\n"
-        "forks = 8\n"
-        "deprecation_warnings = False\n"
-        "retry_files_enabled = False\n"
-        f"local_tmp = {tmp_path / 'ansible-tmp'}\n"
-    )
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")} | {
-        "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg")
-    }
-    proc = subprocess.run(
-        [str(ANSIBLE_BIN / "ansible-playbook"), "-i", "inventory.yml", "play.yml", *extra_args],
-        cwd=tmp_path,
-        env=env,
+    play = {"name": "Test", "hosts": "all", "gather_facts": False, "tasks": play_tasks}
+    return run_playbook(workdir, [play], local_inventory(hosts), *extra_args)
+
+
+def load_stand_in_generator() -> Any:
+    """tests/fleet/stand_in_mxnet/make_stand_in.py as a module (tests/ is not a package)."""
+    name = "labrig_stand_in_mxnet"
+    if name not in sys.modules:
+        path = REPO / "tests" / "fleet" / "stand_in_mxnet" / "make_stand_in.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_ORIGIN = re.compile(r"^# makefile \(from '(?P<file>[^']+)', line \d+\)$")
+_ASSIGNMENT = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*) (?::=|=|::=) ?(?P<value>.*)$")
+
+
+def make_variables(config_mk: Path) -> dict[str, str]:
+    """The variables config_mk defines, as GNU make's database (`make -p`) holds them after
+    reading it: a dummy target is asked for with -n, so nothing is run."""
+    wrapper = config_mk.parent / "print-database.mk"
+    wrapper.write_text(f"include {config_mk}\nlabrig-print-database:\n\t@:\n")
+    completed = subprocess.run(
+        ["make", "--no-builtin-rules", "-p", "-n", "-f", str(wrapper), "labrig-print-database"],
+        cwd=config_mk.parent,
         capture_output=True,
         text=True,
-        timeout=300,
-        check=False,
+        check=True,
+        env={**os.environ, "LC_ALL": "C"},
     )
-    try:
-        report = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(
-            f"ansible-playbook printed no JSON (rc {proc.returncode}):\n"
-            f"{proc.stdout}\n{proc.stderr}"
-        )
-    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr, report)
+    variables: dict[str, str] = {}
+    for previous, line in itertools.pairwise(completed.stdout.splitlines()):
+        origin = _ORIGIN.match(previous)
+        if origin and origin["file"] == str(config_mk):
+            assignment = _ASSIGNMENT.match(line)
+            if assignment:
+                variables[assignment["name"]] = assignment["value"].strip()
+    return variables
 
 
 def role_vars_file(role: str, relative: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from mxnet_helpers import load_stand_in_generator, local_inventory, run_playbook
+from role_support import load_stand_in_generator, local_inventory, run_playbook
 
 stand_in_module = load_stand_in_generator()
 
@@ -159,14 +159,14 @@ def test_a_changed_config_cleans_and_rebuilds(runs):
 
 
 def test_a_moved_tag_is_refused_before_anything_is_built(runs):
-    message = runs["first"].failure("moved_tag")["msg"]
+    message = runs["first"].failure_message("moved_tag")
     assert f"is commit {runs['moved']}" in message
     assert f"pins {runs['reviewed']}" in message
     assert not (runs["workdir"] / "moved_tag" / "src" / "config.mk").exists()
 
 
 def test_a_failed_build_shows_the_end_of_its_log_and_leaves_no_stamp(runs):
-    message = runs["first"].failure("broken_build")["msg"]
+    message = runs["first"].failure_message("broken_build")
     assert "MXNet build failed" in message
     assert "No rule to make target 'no-such-target'" in message
     assert runs["hosts"]["broken_build"]["mxnet_build_log"] in message
@@ -174,6 +174,6 @@ def test_a_failed_build_shows_the_end_of_its_log_and_leaves_no_stamp(runs):
 
 
 def test_cuda_12_is_refused(runs):
-    message = runs["first"].failure("cuda_12")["msg"]
+    message = runs["first"].failure_message("cuda_12")
     assert "nvcc 12.2" in message
     assert "CUDA 11.x only" in message

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from role_support import ROLES, run_playbook
+from role_support import ROLES, run_tasks
 
 MXNET = ROLES / "mxnet"
 NCCL_WHEEL = "nvidia_nccl_cu11-2.21.5-py3-none-manylinux2014_x86_64.whl"
@@ -47,7 +47,7 @@ def test_nccl_method_follows_the_cuda_repository(tmp_path: Path, wheelhouse: Pat
         "ubuntu": {"cuda_plan": {"method": "nvidia_repo"}},
         "forced": {"cuda_plan": {"method": "nvidia_repo"}, "mxnet_nccl_method": "wheel"},
     }
-    run = run_playbook(
+    run = run_tasks(
         tmp_path,
         ROLE_VARS,
         _with_role_defaults(hosts),
@@ -85,7 +85,7 @@ def test_a_host_receives_only_the_mxnet_wheel_it_installs(tmp_path: Path, wheelh
         }
     ]
 
-    run = run_playbook(tmp_path, tasks, hosts)
+    run = run_tasks(tmp_path, tasks, hosts)
 
     assert run.returncode == 0, run.stdout[-3000:]
     copied = {
@@ -129,10 +129,10 @@ def test_a_bad_or_missing_nccl_wheel_stops_before_anything_is_copied(
         }
     ]
 
-    run = run_playbook(tmp_path, tasks, hosts)
+    run = run_tasks(tmp_path, tasks, hosts)
 
     assert run.returncode != 0
-    message = run.failure("gpu") or ""
+    message = run.failure_message("gpu") or ""
     assert wanted in message, run.stdout[-3000:]
     assert not cache.exists() and not (tmp_path / "nccl").exists()
 
@@ -148,10 +148,10 @@ def test_the_library_check_names_each_missing_library_and_what_brings_it(tmp_pat
         }
     ]
 
-    run = run_playbook(tmp_path, tasks, hosts)
+    run = run_tasks(tmp_path, tasks, hosts)
 
     assert run.failure("cpu") is None, run.stdout[-3000:]
-    message = run.failure("gpu") or ""
+    message = run.failure_message("gpu") or ""
     assert "mxnet-cu112 1.9.1 links libraries the dynamic linker cannot find" in message, message
     assert "libnccl.so.2 (NCCL 2 (mxnet_nccl_method))" in message
     assert "libcudnn.so.8 (cuDNN 8 (cudnn role))" in message

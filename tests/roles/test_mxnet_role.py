@@ -7,7 +7,7 @@ import getpass
 
 import pytest
 import yaml
-from mxnet_helpers import local_inventory, make_variables, run_playbook
+from role_support import local_inventory, make_variables, run_playbook
 
 NVCC_11_8 = {"stdout": "Cuda compilation tools, release 11.8, V11.8.89"}
 CUDNN_WHEEL = "/opt/labrig/venv/lib/python3.11/site-packages/nvidia/cudnn"
@@ -167,7 +167,7 @@ def rendered(tmp_path_factory):
     }
     run = run_playbook(workdir, [play, refusals], inventory)
     assert all(run.failure(host) is None for host in hosts), {
-        host: (run.failure(host) or {}).get("msg") for host in hosts
+        host: run.failure_message(host) for host in hosts
     }
     return workdir, run
 

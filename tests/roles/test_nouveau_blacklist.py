@@ -1,10 +1,10 @@
 """The nouveau blacklist file, rendered by Ansible from the role's template."""
 
-from role_support import ROLES, run_playbook
+from role_support import ROLES, run_tasks
 
 
 def test_blacklist_and_modeset_off(tmp_path):
-    run = run_playbook(
+    run = run_tasks(
         tmp_path,
         [
             {

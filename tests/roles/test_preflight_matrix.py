@@ -179,10 +179,10 @@ def cases(wheel: str) -> dict[str, tuple[dict, str | None]]:
 
 @pytest.fixture(scope="module")
 def matrix_run(tmp_path_factory, cudnn_wheel):
-    from role_support import run_playbook
+    from role_support import run_tasks
 
     hosts = {name: host for name, (host, _) in cases(cudnn_wheel).items()}
-    return run_playbook(
+    return run_tasks(
         tmp_path_factory.mktemp("preflight"),
         CHECKS,
         hosts,
@@ -193,7 +193,7 @@ def matrix_run(tmp_path_factory, cudnn_wheel):
 def test_each_bad_combination_fails_with_its_message(matrix_run, cudnn_wheel):
     wrong = {}
     for name, (_, expected) in cases(cudnn_wheel).items():
-        message = matrix_run.failure(name)
+        message = matrix_run.failure_message(name)
         if expected is None:
             if message is not None:
                 wrong[name] = f"expected to pass, failed: {message}"

@@ -4,12 +4,12 @@ role has its tag."""
 import subprocess
 
 import pytest
-from role_support import ANSIBLE_BIN, REPO
+from role_support import BIN, REPO
 
 
 def ansible_playbook(*args: str) -> str:
     proc = subprocess.run(
-        [str(ANSIBLE_BIN / "ansible-playbook"), "-i", "inventory.example", *args],
+        [str(BIN / "ansible-playbook"), "-i", "inventory.example", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -17,7 +17,7 @@ def ansible_playbook(*args: str) -> str:
         check=False,
         env={
             "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-            "PATH": str(ANSIBLE_BIN) + ":/usr/bin:/bin",
+            "PATH": str(BIN) + ":/usr/bin:/bin",
         },
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import yaml
+from role_support import ROLES
 
-ROLE = Path(__file__).resolve().parents[2] / "roles" / "verify"
+ROLE = ROLES / "verify"
 
 
 def load(relative: str) -> dict:
