@@ -147,11 +147,29 @@ proxy_listening() {
     grep -q "pid=$1,"
 }
 
+# apt-cacher-ng 3.7 was seen to segfault here under three hosts' downloads (kernel log:
+# "apt-cacher-ng[...]: segfault ... in libc.so.6"), and every apt call of every host then hung
+# until CI's time ran out. Its supervisor starts it again, as a service manager would.
+supervise_proxy() {
+  local config=$STATE/apt-cacher-ng child='' rc stopping=0
+  trap 'stopping=1; [[ -n $child ]] && kill -TERM "$child" 2>/dev/null' TERM INT
+  while ((stopping == 0)); do
+    apt-cacher-ng -c "$config" </dev/null &
+    child=$!
+    echo "$child" >"$STATE/apt-cacher-ng.child.pid"
+    rc=0
+    while pid_alive "$child"; do wait "$child" && rc=0 || rc=$?; done
+    child=
+    echo "proxy supervisor: apt-cacher-ng exited with $rc at $(date -u +%FT%TZ)"
+    ((stopping == 0)) && sleep 1
+  done
+}
+
 ensure_apt_cache() {
   local pid config=$STATE/apt-cacher-ng
   pid=$(read_pid "$STATE/apt-cacher-ng.pid")
   if pid_alive "$pid"; then
-    proxy_listening "$pid" && return
+    proxy_listening "$(read_pid "$STATE/apt-cacher-ng.child.pid")" && return
     kill -TERM "$pid"
   fi
   if ss -Hltn "sport = :$PROXY_PORT" | grep -qE "(0\.0\.0\.0|\*|\[::\]):$PROXY_PORT"; then
@@ -174,12 +192,13 @@ ExThreshold: 4
 Remap-debrep: file:deb_mirror*.gz /debian ; file:backends_debian
 Remap-secdeb: security.debian.org security.debian.org/debian-security /debian-security ; ${SECURITY_MIRROR%/}
 CONF
-  setsid apt-cacher-ng -c "$config" </dev/null >>"$STATE/apt-cacher-ng-log/daemon.out" 2>&1 &
+  rm -f "$STATE/apt-cacher-ng.child.pid"
+  setsid "$0" _proxy </dev/null >>"$STATE/apt-cacher-ng-log/daemon.out" 2>&1 &
   echo $! >"$STATE/apt-cacher-ng.pid"
   local waited
   for waited in $(seq 50); do
     pid=$(read_pid "$STATE/apt-cacher-ng.pid")
-    proxy_listening "$pid" && return
+    proxy_listening "$(read_pid "$STATE/apt-cacher-ng.child.pid")" && return
     pid_alive "$pid" || break
     sleep 0.2
   done
@@ -274,7 +293,10 @@ personalise_root() {
   printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$name" >"$root/etc/hosts"
   tr -d '-' </proc/sys/kernel/random/uuid >"$root/etc/machine-id"
   ssh-keygen -q -A -f "$root" >/dev/null
-  printf 'Acquire::http::Proxy "%s";\n' "$PROXY_URL" >"$root/etc/apt/apt.conf.d/01proxy"
+  # A timeout, so that a proxy restarted by its supervisor fails an in-flight request instead of
+  # leaving apt waiting on it for ever.
+  printf 'Acquire::http::Proxy "%s";\nAcquire::http::Timeout "60";\n' "$PROXY_URL" \
+    >"$root/etc/apt/apt.conf.d/01proxy"
   local home
   for home in root home/labrig; do
     install -d -m 700 "$root/$home/.ssh"
@@ -496,6 +518,8 @@ cmd_down() {
     done
     pid_alive "$pid" && kill -KILL "$pid"
   fi
+  pid=$(read_pid "$STATE/apt-cacher-ng.child.pid")
+  pid_alive "$pid" && kill -KILL "$pid"
   ip link show "$BRIDGE" >/dev/null 2>&1 && ip link del "$BRIDGE"
   # Consoles and cache logs outlive the fleet, for the post-mortem of a failed CI run.
   rm -rf "$CACHE/logs/$FLEET"
@@ -572,6 +596,7 @@ main() {
       wait_for_ssh "$index"
       ;;
     _supervise) supervise "$1" ;;
+    _proxy) supervise_proxy ;;
     _chroot_install)
       resolve_mirrors
       chroot_install "$1"
