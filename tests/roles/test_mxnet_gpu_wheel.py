@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from role_support import ROLES, run_tasks
+from role_support import DEBIAN12, ROLES, UBUNTU22, run_tasks
 
 MXNET = ROLES / "mxnet"
 NCCL_WHEEL = "nvidia_nccl_cu11-2.21.5-py3-none-manylinux2014_x86_64.whl"
@@ -22,13 +22,20 @@ WHEELHOUSE_FILES = [
 
 
 def _with_role_defaults(hosts: dict[str, dict]) -> dict[str, dict]:
-    # Host vars over the role's defaults, as Ansible layers them (include_vars would win over both).
-    defaults = yaml.safe_load((MXNET / "defaults" / "main.yml").read_text())
+    # Host vars over the roles' defaults, as Ansible layers them (include_vars would win over both).
+    defaults = {}
+    for role in ("labrig", "mxnet"):
+        defaults |= yaml.safe_load((ROLES / role / "defaults" / "main.yml").read_text())
     return {host: {**defaults, **values} for host, values in hosts.items()}
 
 
+# mxnet's vars and those of the labrig role it depends on (where `auto` is resolved).
 ROLE_VARS = [
-    {"name": "Vars", "ansible.builtin.include_vars": {"file": str(MXNET / "vars" / "main.yml")}}
+    {
+        "name": f"Vars of {role}",
+        "ansible.builtin.include_vars": {"file": str(ROLES / role / "vars" / "main.yml")},
+    }
+    for role in ("labrig", "mxnet")
 ]
 
 
@@ -42,29 +49,30 @@ def wheelhouse(tmp_path: Path) -> Path:
 
 
 def test_nccl_method_follows_the_cuda_repository(tmp_path: Path, wheelhouse: Path) -> None:
+    # CUDA from the platform's archive on Debian 12, from NVIDIA's repository on Ubuntu 22.04.
     hosts = {
-        "debian": {"cuda_plan": {"method": "distro"}, "labrig_wheelhouse": str(wheelhouse)},
-        "ubuntu": {"cuda_plan": {"method": "nvidia_repo"}},
-        "forced": {"cuda_plan": {"method": "nvidia_repo"}, "mxnet_nccl_method": "wheel"},
+        "debian": {"labrig_platform": DEBIAN12, "labrig_wheelhouse": str(wheelhouse)},
+        "ubuntu": {"labrig_platform": UBUNTU22},
+        "forced": {"labrig_platform": UBUNTU22, "mxnet_nccl_method": "wheel"},
     }
     run = run_tasks(
         tmp_path,
         ROLE_VARS,
         _with_role_defaults(hosts),
         report_vars=(
-            "__mxnet_nccl_method",
-            "__mxnet_nccl_wheel_file",
+            "labrig_nccl_method",
+            "labrig_nccl_wheel_file",
             "__mxnet_nccl_lib_dir",
             "mxnet_nccl_apt_version",
         ),
     )
     assert run.returncode == 0, run.stdout[-3000:]
-    assert run.value("debian", "__mxnet_nccl_method") == "wheel"
-    assert run.value("debian", "__mxnet_nccl_wheel_file") == str(wheelhouse / NCCL_WHEEL)
+    assert run.value("debian", "labrig_nccl_method") == "wheel"
+    assert run.value("debian", "labrig_nccl_wheel_file") == str(wheelhouse / NCCL_WHEEL)
     assert run.value("debian", "__mxnet_nccl_lib_dir") == "/opt/labrig/nccl/2.21.5/nvidia/nccl/lib"
-    assert run.value("ubuntu", "__mxnet_nccl_method") == "repo"
+    assert run.value("ubuntu", "labrig_nccl_method") == "repo"
     assert run.value("ubuntu", "mxnet_nccl_apt_version") == "2.21.5-1+cuda11.0"
-    assert run.value("forced", "__mxnet_nccl_method") == "wheel"
+    assert run.value("forced", "labrig_nccl_method") == "wheel"
 
 
 def test_a_host_receives_only_the_mxnet_wheel_it_installs(tmp_path: Path, wheelhouse: Path) -> None:

@@ -29,7 +29,7 @@ MATRIX = {
                 {"compute_capability": "8.6"},
                 {"compute_capability": "8.6"},
             ],
-            "_mxnet_nvcc": NVCC_11_8,
+            "__mxnet_nvcc": NVCC_11_8,
         },
         {"architecture": "x86_64", "processor_vcpus": 16, "memory_mb": {"nocache": {"free": 8192}}},
     ),
@@ -43,7 +43,7 @@ MATRIX = {
             "cudnn_lib_dir": f"{CUDNN_WHEEL}/lib",
             "mxnet_use_nccl": True,
             "mxnet_nccl_path": "/opt/nccl",
-            "_mxnet_nvcc": NVCC_11_8,
+            "__mxnet_nvcc": NVCC_11_8,
         },
         {"architecture": "x86_64", "processor_vcpus": 2, "memory_mb": {"nocache": {"free": 64000}}},
     ),
@@ -289,7 +289,7 @@ def test_rendered_file_says_it_is_generated(rendered):
 )
 def test_make_jobs_from_cores_and_free_memory(rendered, host, jobs):
     _, run = rendered
-    assert int(run.fact(host, "mxnet_make_jobs")) == jobs
+    assert int(run.fact(host, "__mxnet_make_jobs")) == jobs
 
 
 def test_expectations_of_a_source_gpu_build(rendered):

@@ -35,7 +35,7 @@ def cudnn_wheel(tmp_path_factory) -> str:
 
 def good_debian(cudnn_wheel: str, **overrides) -> dict:
     host = {
-        "preflight_platform": DEBIAN12,
+        "labrig_platform": DEBIAN12,
         "preflight_pci_devices": [INTEL_AUDIO, RTX3090, RTX3090_AUDIO],
         "preflight_secure_boot_output": "SecureBoot disabled",
         "preflight_free_mib": 200000,
@@ -49,7 +49,7 @@ def good_debian(cudnn_wheel: str, **overrides) -> dict:
 
 def good_ubuntu22(**overrides) -> dict:
     host = {
-        "preflight_platform": UBUNTU22,
+        "labrig_platform": UBUNTU22,
         "preflight_pci_devices": [RTX3090],
         "preflight_secure_boot_output": "SecureBoot disabled",
         "preflight_free_mib": 200000,
@@ -83,15 +83,15 @@ def cases(wheel: str) -> dict[str, tuple[dict, str | None]]:
             None,
         ),
         "bad_os": (
-            deb(preflight_platform={**DEBIAN12, "distribution": "CentOS", "version": "7"}),
+            deb(labrig_platform={**DEBIAN12, "distribution": "CentOS", "version": "7"}),
             "CentOS 7 is not supported",
         ),
         "bad_ubuntu1804": (
-            deb(preflight_platform={**UBUNTU22, "version": "18.04"}),
+            deb(labrig_platform={**UBUNTU22, "version": "18.04"}),
             "Ubuntu 18.04 is not supported",
         ),
         "bad_arch": (
-            deb(preflight_platform={**DEBIAN12, "arch": "aarch64"}),
+            deb(labrig_platform={**DEBIAN12, "arch": "aarch64"}),
             "architecture aarch64",
         ),
         "bad_no_gpu": (
@@ -134,7 +134,7 @@ def cases(wheel: str) -> dict[str, tuple[dict, str | None]]:
         "bad_cuda_runfile_missing": (deb(cuda_install_method="runfile"), "needs cuda_runfile"),
         "bad_gcc12": (deb(cuda_host_compiler="g++-12"), "set cuda_host_compiler: g++-11"),
         "bad_ubuntu20_gcc11": (
-            good_ubuntu22(preflight_platform=UBUNTU20, cuda_host_compiler="g++-11"),
+            good_ubuntu22(labrig_platform=UBUNTU20, cuda_host_compiler="g++-11"),
             "has no g++-11",
         ),
         "bad_blackwell": (deb(preflight_pci_devices=[RTX5090]), "sm_120 is newer than CUDA 11.8"),
