@@ -117,18 +117,30 @@ def _fit(line: str, width: int) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def _layout(lines: list[list[str]], width: int) -> list[int]:
+# Dropped in this order on a narrow terminal (80 columns), so that the columns left are never cut
+# in the middle and the first failure keeps room to be read.
+_DROPPABLE = ("MLP s", "CUDA", "DRIVER", "SKIP")
+_MIN_REASON_WIDTH = 20
+
+
+def _layout(lines: list[list[str]], width: int) -> list[tuple[int, int]]:
+    """(column index, width) of every column shown."""
     host_width = max([len(_COLUMNS[0][0]), *(len(cells[0]) for cells in lines)])
-    widths = [min(host_width, 28), *(w for _, w, _ in _COLUMNS[1:-1])]
-    used = sum(widths) + len(widths)  # one space after each fixed column
-    widths.append(max(width - used, 12))
-    return widths
+    fixed = [(0, min(host_width, 28))] + [(i, w) for i, (_, w, _) in enumerate(_COLUMNS) if w]
+    droppable = [i for i, (title, _, _) in enumerate(_COLUMNS) if title in _DROPPABLE]
+    for index in sorted(droppable, key=lambda i: _DROPPABLE.index(_COLUMNS[i][0])):
+        if sum(w + 1 for _, w in fixed) + _MIN_REASON_WIDTH <= width:
+            break
+        fixed = [(i, w) for i, w in fixed if i != index]
+    used = sum(w + 1 for _, w in fixed)  # one space after each fixed column
+    return [*fixed, (len(_COLUMNS) - 1, max(width - used, 12))]
 
 
-def _format(cells: list[str], widths: list[int]) -> str:
+def _format(cells: list[str], layout: list[tuple[int, int]]) -> str:
     parts = []
-    for (_, _, align), cell, w in zip(_COLUMNS, cells, widths, strict=True):
-        parts.append(f"{cut(cell, w):{align}{w}}")
+    for index, w in layout:
+        align = _COLUMNS[index][2]
+        parts.append(f"{cut(cells[index], w):{align}{w}}")
     return " ".join(parts).rstrip()
 
 
@@ -150,12 +162,12 @@ def render_summary(
                 lines.append(_cells_for_gpu(row))
             else:
                 hidden += 1
-    widths = _layout(lines, width)
-    out = [_fit(_format([title for title, _, _ in _COLUMNS], widths), width)]
-    out.append("-" * min(width, sum(widths) + len(widths) - 1))
+    layout = _layout(lines, width)
+    rule = "-" * min(width, sum(w + 1 for _, w in layout) - 1)
+    out = [_fit(_format([title for title, _, _ in _COLUMNS], layout), width), rule]
     # On a very narrow terminal even the fixed columns overflow: cut the line, never wrap it.
-    out.extend(_fit(_format(cells, widths), width) for cells in lines)
-    out.append("-" * min(width, sum(widths) + len(widths) - 1))
+    out.extend(_fit(_format(cells, layout), width) for cells in lines)
+    out.append(rule)
     if hidden:
         out.append(f"({hidden} passing GPU rows folded into their hosts: --gpu-rows all)")
     out.extend(cut(line, width) for line in _slow_gpu_lines(fleet))
