@@ -56,3 +56,25 @@ def test_cut_keeps_indent_and_marks_the_cut() -> None:
     assert cut("  gpu0", 10) == "  gpu0"
     assert cut("a reason\nwith lines", 12) == "a reason wi…"
     assert cut("anything", 0) == ""
+
+
+def test_eighty_columns_drop_whole_columns_and_keep_the_first_failure(tmp_path: Path) -> None:
+    fleet = build_fleet(copy_run(NEW_RUN, tmp_path))
+    header, *_ = lines_of(render_summary(fleet, width=80))
+
+    assert header.split() == [
+        "HOST",
+        "/",
+        "GPU",
+        "STATE",
+        "PASS",
+        "FAIL",
+        "GPU",
+        "MODEL",
+        "MLP",
+        "ACC",
+        "FIRST",
+        "FAILURE",
+    ]
+    wide_header, *_ = lines_of(render_summary(fleet, width=160))
+    assert "DRIVER" in wide_header and "MLP s" in wide_header
