@@ -47,7 +47,7 @@ NO_INVENTORY := $(if $(filter file,$(origin INVENTORY)),$(if $(wildcard $(INVENT
 PLAYBOOK = $(BIN)/ansible-playbook -i '$(INVENTORY)' $(LIMIT)
 VERIFY_VARS = $(if $(CPU_ONLY),-e verify_cpu_only=true,) $(if $(FRAMEWORK),-e verify_framework=$(FRAMEWORK),)
 
-.PHONY: help setup test lint unit fleet-test provision check verify report demo fleet-up fleet-down \
+.PHONY: help setup test lint unit docs fleet-test provision check verify report demo fleet-up fleet-down \
 	bench-verify bench-fleet _inventory
 
 help: ## this list
@@ -68,10 +68,14 @@ lint: ## ruff, yamllint, ansible-lint (production profile), syntax-check of ever
 	$(BIN)/ansible-lint --offline -q
 	for pb in playbooks/*.yml; do \
 	  $(BIN)/ansible-playbook -i inventory.example --syntax-check "$$pb" >/dev/null; done
+	$(BIN)/python scripts/role_docs.py --check
 	@echo "lint: ok"
 
 unit: ## fast tests: verify suite, reports, role logic rendered through Ansible
 	$(BIN)/python -m pytest -q tests/unit tests/roles tests/fleet/test_fleet_support.py
+
+docs: ## rewrite each role README's Variables section from its meta/argument_specs.yml
+	$(BIN)/python scripts/role_docs.py
 
 fleet-test: ## boot a local fleet of real Debian 12 hosts and run provision + verify against it
 	tests/fleet/e2e.sh
