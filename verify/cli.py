@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from verify import expectations as expectations_module
-from verify import frameworks, selection
+from verify import frameworks, selection, smi_xml
 from verify import snapshot as snapshot_module
 from verify.checks import CATALOGUE, run_host_checks
 from verify.checks.common import no_gpu_reason
@@ -32,6 +32,7 @@ EXIT_SUITE_ERROR = 2
 
 WORKLOAD_PREFIX = "workload"
 SNAPSHOT_REPLAY_REASON = "--snapshot: workload checks need the live machine, not a recording"
+SMI_XML_REASON = "--nvidia-smi-xml: workload checks need the live machine, not a recorded dump"
 
 
 class SuiteError(Exception):
@@ -69,7 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--snapshot", metavar="PATH", help="check a recorded snapshot instead of this machine"
     )
     source.add_argument(
-        "--record-snapshot", metavar="PATH", help="also write the gathered snapshot here"
+        "--nvidia-smi-xml",
+        metavar="FILE",
+        help="judge a recorded `nvidia-smi -q -x` dump (driver and GPU checks) instead of this "
+        "machine",
+    )
+    source.add_argument(
+        "--record-snapshot",
+        metavar="PATH",
+        help="also write the gathered snapshot here (and `nvidia-smi -q -x` beside it)",
     )
     parser.add_argument("--host", metavar="NAME", help="host name for the reports")
     parser.add_argument("--list-checks", action="store_true", help="list the check ids and exit")
@@ -162,7 +171,7 @@ def run_workload_checks(
     *,
     framework: str,
     cpu_only: bool,
-    replay: bool,
+    replay: str | None,
     only: list[str] | None,
     skip: list[str],
     on_result: Callable[[CheckResult], None],
@@ -180,7 +189,7 @@ def run_workload_checks(
             emit(item)
 
     if replay:
-        emit(CheckResult(WORKLOAD_PREFIX, Status.SKIPPED, SNAPSHOT_REPLAY_REASON))
+        emit(CheckResult(WORKLOAD_PREFIX, Status.SKIPPED, replay))
         return results
     try:
         from verify.workloads.runner import no_gpu_result, run_workloads
@@ -245,10 +254,21 @@ def load_expectations(args: argparse.Namespace) -> dict[str, Any]:
     return expectations_module.load(args.expectations_dir, args.expect, overrides)
 
 
+def replay_reason(args: argparse.Namespace) -> str | None:
+    """Why the workloads do not run: the facts are a recording, not this machine."""
+    if args.snapshot:
+        return SNAPSHOT_REPLAY_REASON
+    if args.nvidia_smi_xml:
+        return SMI_XML_REASON
+    return None
+
+
 def take_snapshot(args: argparse.Namespace, framework: str, table: TerminalTable) -> dict[str, Any]:
     """The recorded snapshot (--snapshot), else this machine's, recorded when asked."""
     if args.snapshot:
         return snapshot_module.load(args.snapshot)
+    if args.nvidia_smi_xml:
+        return smi_xml.load(args.nvidia_smi_xml, host=args.host)
     table.note(f"gathering facts: NVML, nvidia-smi, /proc, {framework} build ...")
     snapshot = snapshot_module.gather(framework)
     if args.record_snapshot:
@@ -311,7 +331,10 @@ def announce(
 ) -> None:
     mode = "cpu-only" if args.cpu_only else "gpu"
     version = probe.get("version") or "not importable"
-    table.header(host=host, mode=mode, framework=f"{framework} {version}")
+    described = f"{framework} {version}"
+    if args.nvidia_smi_xml:
+        mode, described = f"recorded {smi_xml.SOURCE_KIND}", "framework not recorded"
+    table.header(host=host, mode=mode, framework=described)
     if not expectations:
         # Said aloud: with nothing expected, every expected-value check is only skipped.
         table.note(
@@ -346,7 +369,7 @@ def run(args: argparse.Namespace, stdout: TextIO) -> int:
             expectations,
             framework=framework,
             cpu_only=args.cpu_only,
-            replay=bool(args.snapshot),
+            replay=replay_reason(args),
             **selected,
         )
     phases.end("workloads_s")

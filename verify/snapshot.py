@@ -24,12 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from verify import __version__, frameworks
+from verify import __version__, frameworks, pcie
 
 SNAPSHOT_FORMAT = "labrig.snapshot/1"
 
 PROC_MODULES = Path("/proc/modules")
 PROC_DRIVER_VERSION = Path("/proc/driver/nvidia/version")
+SYSFS_PCI_DEVICES = Path("/sys/bus/pci/devices")
+KERNEL_LOG_TIMEOUT_S = 30
 
 # nvidia-smi is asked for the same facts NVML gives, through the tool admins know: when the two
 # disagree, or only nvidia-smi fails, the driver install is broken in a way NVML alone hides.
@@ -80,6 +82,28 @@ GPU_QUERIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "nvmlDeviceGetEnforcedPowerLimit": ("nvmlDeviceGetEnforcedPowerLimit", ()),
     "nvmlDeviceGetComputeRunningProcesses": ("nvmlDeviceGetComputeRunningProcesses", ()),
     "nvmlDeviceGetMigMode": ("nvmlDeviceGetMigMode", ()),
+    # For the reports: what identifies the card to a lab and to its vendor.
+    "nvmlDeviceGetSerial": ("nvmlDeviceGetSerial", ()),
+    "nvmlDeviceGetVbiosVersion": ("nvmlDeviceGetVbiosVersion", ()),
+    # Lifetime counts, judged against NVIDIA's RMA limits, not only the pending flags.
+    "nvmlDeviceGetTotalEccErrors:UNCORRECTED:AGGREGATE": (
+        "nvmlDeviceGetTotalEccErrors",
+        ("NVML_MEMORY_ERROR_TYPE_UNCORRECTED", "NVML_AGGREGATE_ECC"),
+    ),
+    "nvmlDeviceGetRetiredPages_v2:MULTIPLE_SINGLE_BIT_ECC_ERRORS": (
+        "nvmlDeviceGetRetiredPages_v2",
+        ("NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS",),
+    ),
+    "nvmlDeviceGetRetiredPages_v2:DOUBLE_BIT_ECC_ERROR": (
+        "nvmlDeviceGetRetiredPages_v2",
+        ("NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR",),
+    ),
+    "nvmlDeviceGetRowRemapperHistogram": ("nvmlDeviceGetRowRemapperHistogram", ()),
+    # The card's own maximum; nvmlDeviceGetMaxPcieLinkGeneration is already capped by the host.
+    "nvmlDeviceGetGpuMaxPcieLinkGeneration": ("nvmlDeviceGetGpuMaxPcieLinkGeneration", ()),
+    # Whether the GPU was busy: a link or a slowdown is judged only under load.
+    "nvmlDeviceGetUtilizationRates": ("nvmlDeviceGetUtilizationRates", ()),
+    "nvmlDeviceGetPerformanceState": ("nvmlDeviceGetPerformanceState", ()),
 }
 
 SYSTEM_QUERIES = (
@@ -159,6 +183,81 @@ def loaded_nvml_library() -> dict[str, Any]:
     return outcome(find)
 
 
+def sysfs_name(bus_id: str) -> str:
+    """NVML's '00000000:01:00.0' as Linux names the device: '0000:01:00.0'."""
+    domain, bus, rest = bus_id.lower().split(":")
+    return f"{int(domain, 16):04x}:{bus}:{rest}"
+
+
+def read_pcie_host(bus_id: str, devices: Path = SYSFS_PCI_DEVICES) -> dict[str, Any]:
+    """The most the port above the GPU (root port or switch) supports: the slot's side of the
+    link, which NVML does not report (its maximum width is the card's)."""
+
+    def read() -> dict[str, Any]:
+        port = (devices / sysfs_name(bus_id)).resolve().parent
+        speed = (port / "max_link_speed").read_text(encoding="utf-8").strip()
+        width = int((port / "max_link_width").read_text(encoding="utf-8").strip())
+        return {
+            "max_gen": pcie.gen_from_speed(speed),
+            "max_width": width,
+            "source": f"sysfs {port.name}",
+        }
+
+    return outcome(read)
+
+
+# journalctl first: its kernel log is complete since boot, dmesg's ring buffer may have wrapped.
+KERNEL_LOG_SOURCES = (
+    (["journalctl", "-k", "-b", "--no-pager", "-o", "short-iso"], "journalctl -k -b"),
+    (["dmesg"], "dmesg"),
+)
+
+
+def read_kernel_log(timeout_s: float = KERNEL_LOG_TIMEOUT_S) -> dict[str, Any]:
+    """The NVRM Xid lines of the kernel log since boot, read without root where the host allows
+    it; otherwise why not (journal groups, kernel.dmesg_restrict)."""
+    why = []
+    for argv, source in KERNEL_LOG_SOURCES:
+        try:
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            why.append(f"{source}: {type(exc).__name__}: {exc}")
+            continue
+        # journalctl's own remarks ("-- No entries --", "-- Boot ... --") are not log lines.
+        lines = [line for line in proc.stdout.splitlines() if not line.startswith("-- ")]
+        said = (proc.stderr.strip().splitlines() or [""])[0]
+        if proc.returncode != 0:
+            why.append(f"{source} exited {proc.returncode}: {said}")
+            continue
+        if not lines:
+            # A boot always logs kernel lines: none means this user may not read them.
+            why.append(f"{source} showed no kernel line (no permission?) {said}".strip())
+            continue
+        xids = [line for line in lines if "NVRM: Xid" in line]
+        return {"value": {"source": source, "lines": xids, "lines_read": len(lines)}}
+    return {"error": "PermissionError", "message": "; ".join(why)}
+
+
+def run_nvidia_smi_xml(timeout_s: float = SMI_TIMEOUT_S) -> tuple[str | None, str]:
+    """`nvidia-smi -q -x`, kept beside a recorded snapshot: (the XML, or None, and why not)."""
+    try:
+        proc = subprocess.run(
+            ["nvidia-smi", "-q", "-x"],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    if proc.returncode != 0:
+        said = (proc.stdout.strip() or proc.stderr.strip()).splitlines()
+        return None, f"exited {proc.returncode}: {said[0] if said else 'no output'}"
+    return proc.stdout, ""
+
+
 def run_nvidia_smi(timeout_s: float = SMI_TIMEOUT_S) -> dict[str, Any]:
     argv = [
         "nvidia-smi",
@@ -214,6 +313,9 @@ def _gather_gpu(pynvml: Any, index: int) -> dict[str, Any]:
             continue
         args = [getattr(pynvml, constant) for constant in constant_names]
         gpu[key] = outcome(lambda function=function, args=args: function(device, *args))
+    bus_id = (gpu["nvmlDeviceGetPciInfo_v3"].get("value") or {}).get("busId")
+    if bus_id:
+        gpu["pcie_host"] = read_pcie_host(bus_id)
     if gpu["nvmlDeviceGetCurrentClocksEventReasons"].get("error") == "NVMLError_FunctionNotFound":
         # Drivers before 535 only have the older name for the same bit mask.
         gpu["nvmlDeviceGetCurrentClocksThrottleReasons"] = outcome(
@@ -247,6 +349,7 @@ def gather(
         "pid": os.getpid(),
         "modules": read_modules(),
         "driver_version_file": read_driver_version_file(),
+        "kernel_log": read_kernel_log(),
         "nvml": gather_nvml(pynvml),
         "nvidia_smi": run_nvidia_smi(),
     }

@@ -104,8 +104,26 @@ def synthetic_gpu(card: str, index: int) -> dict[str, Any]:
         "nvmlDeviceGetEnforcedPowerLimit": _ok(spec["power_limit_mw"]),
         "nvmlDeviceGetComputeRunningProcesses": _ok([]),
         "nvmlDeviceGetMigMode": NOT_SUPPORTED,
+        "nvmlDeviceGetSerial": _ok(f"13240210{index:05d}") if spec["ecc"] else NOT_SUPPORTED,
+        "nvmlDeviceGetVbiosVersion": _ok("94.02.42.00.A9"),
+        "nvmlDeviceGetTotalEccErrors:UNCORRECTED:AGGREGATE": _ok(0)
+        if spec["ecc"]
+        else NOT_SUPPORTED,
+        "nvmlDeviceGetRetiredPages_v2:MULTIPLE_SINGLE_BIT_ECC_ERRORS": NOT_SUPPORTED,
+        "nvmlDeviceGetRetiredPages_v2:DOUBLE_BIT_ECC_ERROR": NOT_SUPPORTED,
+        "nvmlDeviceGetRowRemapperHistogram": _ok(
+            {"max": 192, "high": 0, "partial": 0, "low": 0, "none": 0}
+        )
+        if spec["ecc"]
+        else NOT_SUPPORTED,
+        "nvmlDeviceGetGpuMaxPcieLinkGeneration": _ok(4),
+        "nvmlDeviceGetUtilizationRates": _ok({"gpu": 0, "memory": 0}),
+        "nvmlDeviceGetPerformanceState": _ok(8),
+        # The port above the card, from sysfs: an x16 Gen4 slot.
+        "pcie_host": _ok({"max_gen": 4, "max_width": 16, "source": "sysfs 0000:00:01.0"}),
     }
-    assert set(gpu) - {"index"} == set(GPU_QUERIES), "synthetic GPU out of step with the gatherer"
+    expected = set(GPU_QUERIES) | {"pcie_host"}
+    assert set(gpu) - {"index"} == expected, "synthetic GPU out of step with the gatherer"
     return gpu
 
 
@@ -152,6 +170,7 @@ def healthy(card: str = "rtx3090", count: int = 2) -> dict[str, Any]:
         "pid": 4242,
         "modules": _ok(LOADED_MODULES),
         "driver_version_file": _ok({"text": PROC_VERSION_TEXT, "kernel_module_version": DRIVER}),
+        "kernel_log": _ok({"source": "journalctl -k -b", "lines": [], "lines_read": 1234}),
         "nvml": {
             "nvmlInit": _ok(None),
             "library_file": _ok(f"/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.{DRIVER}"),
@@ -217,11 +236,30 @@ def variant(name: str) -> dict[str, Any]:
     snapshot = healthy("rtx3090")
     gpus = snapshot["nvml"]["gpus"]
     if name == "pcie-x8":
+        # Under load, x8 in an x16 slot on an x16 card: the link trained below both ends.
         gpus[1]["nvmlDeviceGetCurrPcieLinkWidth"] = _ok(8)
+        gpus[1]["nvmlDeviceGetCurrPcieLinkGeneration"] = _ok(4)
+        gpus[1]["nvmlDeviceGetCurrentClocksEventReasons"] = _ok(0x0)
+        gpus[1]["nvmlDeviceGetUtilizationRates"] = _ok({"gpu": 96, "memory": 40})
+        gpus[1]["nvmlDeviceGetPerformanceState"] = _ok(0)
     elif name == "throttling":
-        # SwThermalSlowdown | HwThermalSlowdown, with the SW power cap that goes with load.
+        # SwThermalSlowdown | HwThermalSlowdown under load, with the SW power cap that goes
+        # with load.
         gpus[0]["nvmlDeviceGetCurrentClocksEventReasons"] = _ok(0x20 | 0x40 | 0x4)
         gpus[0]["nvmlDeviceGetTemperature:GPU"] = _ok(91)
+        gpus[0]["nvmlDeviceGetUtilizationRates"] = _ok({"gpu": 97, "memory": 55})
+        gpus[0]["nvmlDeviceGetPerformanceState"] = _ok(0)
+        gpus[0]["nvmlDeviceGetCurrPcieLinkGeneration"] = _ok(4)
+    elif name == "xid-fallen-off-the-bus":
+        lines = [
+            "2026-11-27T08:59:01+0000 ws kernel: NVRM: Xid (PCI:0000:21:00): 13, pid=4242, "
+            "name=python, Graphics Exception: ESR 0x405840=0x0",
+            "2026-11-27T08:59:59+0000 ws kernel: NVRM: Xid (PCI:0000:21:00): 79, pid='<unknown>',"
+            " name=<unknown>, GPU has fallen off the bus.",
+        ]
+        snapshot["kernel_log"] = _ok(
+            {"source": "journalctl -k -b", "lines": lines, "lines_read": 1300}
+        )
     elif name == "persistence-off":
         for gpu in gpus:
             gpu["nvmlDeviceGetPersistenceMode"] = _ok(0)
@@ -299,6 +337,7 @@ VARIANTS = (
     "throttling",
     "persistence-off",
     "stray-process",
+    "xid-fallen-off-the-bus",
     "nouveau-loaded",
     "driver-not-loaded",
     "nvml-absent",

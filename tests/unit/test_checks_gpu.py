@@ -9,6 +9,8 @@ from verify.checks.gpu import sm_supported
 from verify.result import Severity, Status
 
 HEALTH_CHECKS = [
+    "gpu.xid",
+    "gpu.mig",
     "gpu.ecc",
     "gpu.retired_pages",
     "gpu.row_remap",
@@ -70,12 +72,25 @@ def test_healthy_workstation_pair_passes_memory_checks(snapshot_of):
             1,
             "row remapping failed: the GPU needs replacing (RMA)",
         ),
-        ("pcie-x8", "gpu.pcie_width", 1, "PCIe link x8 of x16: reseat or move the card"),
+        (
+            "pcie-x8",
+            "gpu.pcie_width",
+            1,
+            "Gen4 x8 (card max Gen4 x16, host max Gen4 x16) at 96 % utilisation: "
+            "x8 below the x16 both ends support: reseat or move the card",
+        ),
         (
             "throttling",
             "gpu.throttle",
             0,
-            "clocks held down by SwThermalSlowdown, HwThermalSlowdown",
+            "clocks held down by SwThermalSlowdown, HwThermalSlowdown at 97 % utilisation",
+        ),
+        (
+            "xid-fallen-off-the-bus",
+            "gpu.xid",
+            1,
+            "Xid 13: Graphics Engine Exception (an application fault); "
+            "Xid 79: GPU has fallen off the bus: check seating, power and the PCIe slot",
         ),
         (
             "throttling",

@@ -114,9 +114,14 @@ def test_healthy_snapshot_exits_0_with_reports(tmp_path, capsys, no_expectations
         "index": 1,
         "name": "NVIDIA GeForce RTX 3090",
         "uuid": data["gpus"][1]["uuid"],
+        "serial": None,
+        "vbios": "94.02.42.00.A9",
         "pci_bus_id": "00000000:21:00.0",
+        "driver": "535.216.03",
         "compute_capability": "8.6",
         "memory_total_mib": 24576,
+        "mig_mode": None,
+        "link": {"current": "Gen1 x16", "max": "Gen4 x16", "host_max": "Gen4 x16"},
     }
     assert data["summary"]["ok"] is True and data["summary"]["first_failure"] is None
     workload = [c for c in data["checks"] if c["check_id"] == "workload"]
@@ -176,7 +181,10 @@ def test_junit_failure_and_skip_elements(tmp_path, capsys, no_expectations_dir):
     suite = ET.parse(junit_path).getroot().find("testsuite")
     cases = {case.get("name"): case for case in suite.iter("testcase")}
     failure = cases["gpu.pcie_width[gpu1]"].find("failure")
-    assert failure.get("message") == "PCIe link x8 of x16: reseat or move the card"
+    assert failure.get("message") == (
+        "Gen4 x8 (card max Gen4 x16, host max Gen4 x16) at 96 % utilisation: "
+        "x8 below the x16 both ends support: reseat or move the card"
+    )
     assert cases["gpu.pcie_width[gpu0]"].find("failure") is None
     skipped = cases["gpu.ecc[gpu0]"].find("skipped")
     assert "NVMLError_NotSupported" in skipped.get("message")

@@ -1,13 +1,15 @@
 """The fleet report fixtures, and the generators the other test_fleet_* files build on.
 
 tests/fixtures/reports/ holds two runs of a 3-host fleet, written in the per-host format of
-verify/CONTRACTS.md section 2 with the suite's real check ids and measurements (ws02 in the
-newer run is the stand-in the verify playbook writes for an unreachable host). The GPU hosts'
+verify/CONTRACTS.md section 2 with the suite's real check ids and measurements (synthetic-ws02 in
+the newer run is the stand-in the verify playbook writes for an unreachable host). The GPU hosts'
 host checks are the suite's own verdicts on tests/unit/conftest.py's 2x RTX 3090 snapshot (ECC
-reported, GPU1 of ws01 with 3 uncorrected errors in the newer run), their workload results
-what `python -m verify` writes on two GPUs; ws03 is a `--cpu-only` report of a host without
-a GPU (its MLP failed in the older run). Big fleets are generated here from those, never
-committed.
+reported, GPU1 of synthetic-ws01 with 3 uncorrected errors in the newer run), their workload
+results what `python -m verify` writes on two GPUs; synthetic-ws03 is a `--cpu-only` report of a
+host without a GPU (its MLP failed in the older run). Their GPU figures are invented, so, like the
+synthetic snapshots, every file and host is named `synthetic-*` and carries `"synthetic": true`
+(a test enforces it); real recorded data lives in tests/fixtures/real/. Big fleets are generated
+here from those, never committed.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def _as_gpu(check: dict[str, Any], index: int, factor: float) -> dict[str, Any]:
 
 def gpu_host_report(host: str, gpu_count: int, *, scale: dict[int, float] | None = None) -> dict:
     """A healthy multi-GPU host made from ws01's GPU 0, each GPU's perf figures times scale[i]."""
-    template = load_fixture(OLD_RUN, "ws01")
+    template = load_fixture(OLD_RUN, "synthetic-ws01")
     scale = scale or {}
     checks = []
     for check in copy.deepcopy([c for c in template["checks"] if c["gpu"] is None]):
@@ -129,7 +131,7 @@ def big_fleet(run_dir: Path, hosts: int = 200, gpus: int = 8) -> dict[str, Any]:
     for n in range(1, hosts + 1):
         name = f"node{n:03d}"
         if n % 25 == 0:
-            stand_in = load_fixture(NEW_RUN, "ws02")
+            stand_in = load_fixture(NEW_RUN, "synthetic-ws02")
             stand_in["host"] = name
             reports.append(stand_in)
             expected["unreachable"].append(name)
@@ -190,8 +192,21 @@ def test_fixture_reports_use_the_suites_real_ids_and_measurements(run_id: str) -
         assert missing == set(), path.name
 
 
+@pytest.mark.parametrize("run_id", [NEW_RUN, OLD_RUN])
+def test_fixture_reports_are_marked_synthetic(run_id: str) -> None:
+    paths = sorted((FIXTURES / run_id).glob("*.json"))
+    assert paths
+    for path in paths:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        assert path.name.startswith("synthetic-"), path.name
+        assert report["host"] == path.stem
+        assert report["synthetic"] is True, path.name
+
+
 def test_new_run_has_a_failing_gpu_an_unreachable_host_and_a_host_without_gpu() -> None:
-    ws01, ws02, ws03 = (load_fixture(NEW_RUN, h) for h in ("ws01", "ws02", "ws03"))
+    ws01, ws02, ws03 = (
+        load_fixture(NEW_RUN, h) for h in ("synthetic-ws01", "synthetic-ws02", "synthetic-ws03")
+    )
     assert [c["gpu"] for c in ws01["checks"] if c["status"] == "failed"] == [1]
     assert ws02["unreachable"] is True and ws02["checks"] == []
     assert ws03["gpus"] == [] and ws03["mode"] == "cpu-only"
@@ -223,4 +238,4 @@ def test_generated_gpu_host_scales_only_the_chosen_gpu() -> None:
         c["framework"]["device"] for c in report["checks"] if c["gpu"] == 3 and c["framework"]
     }
     assert devices == {"gpu(3)"}
-    assert (report["summary"]["passed"], report["exit_code"]) == (4 * 17 + 11, 0)
+    assert (report["summary"]["passed"], report["exit_code"]) == (4 * 18 + 11, 0)

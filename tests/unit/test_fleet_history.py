@@ -22,15 +22,15 @@ def test_diff_lists_checks_that_changed_state(reports: Path) -> None:
     changes = diff_fleets(load_fleet(reports / OLD_RUN), load_fleet(reports / NEW_RUN))
     found = {(c.host, c.subject, c.check_id): (c.before, c.after) for c in changes}
     assert found == {
-        ("ws01", "gpu1", "gpu.ecc"): ("passed", "failed"),
-        ("ws02", "host", "host"): ("ok", "unreachable"),
-        ("ws03", "host", "workload.mlp"): ("failed", "passed"),
+        ("synthetic-ws01", "gpu1", "gpu.ecc"): ("passed", "failed"),
+        ("synthetic-ws02", "host", "host"): ("ok", "unreachable"),
+        ("synthetic-ws03", "host", "workload.mlp"): ("failed", "passed"),
     }
     regressions = {(c.host, c.check_id) for c in changes if c.regression}
-    assert regressions == {("ws01", "gpu.ecc"), ("ws02", "host")}
+    assert regressions == {("synthetic-ws01", "gpu.ecc"), ("synthetic-ws02", "host")}
     text = format_diff(changes, OLD_RUN, NEW_RUN)
     assert "3 changes" in text and "(2 regressions)" in text
-    assert "! ws01.gpu1 gpu.ecc: passed → failed" in text
+    assert "! synthetic-ws01.gpu1 gpu.ecc: passed → failed" in text
 
 
 def test_same_run_has_no_changes(reports: Path) -> None:
@@ -60,11 +60,15 @@ def test_report_rerenders_an_older_run_without_moving_latest(reports: Path, caps
 def test_diff_command(reports: Path, capsys) -> None:
     args = ["diff", OLD_RUN, NEW_RUN, "--reports-dir", str(reports)]
     assert main(args) == 0
-    assert "ws02: ok → unreachable" in capsys.readouterr().out
+    assert "synthetic-ws02: ok → unreachable" in capsys.readouterr().out
     assert main([*args, "--fail-on-regression"]) == 1
     assert main(["diff", NEW_RUN, "nope", "--reports-dir", str(reports)]) == 2
 
 
 def test_fleet_json_of_another_schema_is_rebuilt(reports: Path) -> None:
     (reports / NEW_RUN / "fleet.json").write_text('{"schema": "labrig.fleet/0", "hosts": []}')
-    assert [h["host"] for h in load_fleet(reports / NEW_RUN)["hosts"]] == ["ws01", "ws02", "ws03"]
+    assert [h["host"] for h in load_fleet(reports / NEW_RUN)["hosts"]] == [
+        "synthetic-ws01",
+        "synthetic-ws02",
+        "synthetic-ws03",
+    ]

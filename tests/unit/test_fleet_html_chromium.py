@@ -101,7 +101,13 @@ def test_loads_without_errors_or_network_and_shows_counts(three_hosts: LoadedPag
     assert (page.count("ok"), page.count("failed"), page.count("unreachable")) == (1, 1, 1)
     assert page.count("gpus") == 2
     assert (page.count("failing-gpus"), page.count("checks-failed")) == (1, 1)
-    assert page.visible_labels() == ["ws01", "gpu0", "gpu1", "ws02", "ws03"]
+    assert page.visible_labels() == [
+        "synthetic-ws01",
+        "gpu0",
+        "gpu1",
+        "synthetic-ws02",
+        "synthetic-ws03",
+    ]
     assert page.page.inner_text("h1").endswith("FLEET FAILED")
     ARTIFACTS.mkdir(exist_ok=True)
     page.page.screenshot(path=str(ARTIFACTS / "fleet-report.png"), full_page=True)
@@ -110,7 +116,7 @@ def test_loads_without_errors_or_network_and_shows_counts(three_hosts: LoadedPag
 def test_failed_only_hides_passing_hosts_and_gpus(three_hosts: LoadedPage) -> None:
     page = three_hosts
     page.page.check("#filter-failed")
-    assert page.visible_labels() == ["ws01", "gpu1", "ws02"]
+    assert page.visible_labels() == ["synthetic-ws01", "gpu1", "synthetic-ws02"]
     assert page.shown() == 3
     page.page.uncheck("#filter-failed")
     assert page.shown() == 5
@@ -118,13 +124,13 @@ def test_failed_only_hides_passing_hosts_and_gpus(three_hosts: LoadedPage) -> No
 
 def test_host_search_and_model_filter(three_hosts: LoadedPage) -> None:
     page = three_hosts
-    page.page.fill("#filter-host", "ws03")
+    page.page.fill("#filter-host", "synthetic-ws03")
     page.page.wait_for_function("() => document.getElementById('shown').dataset.shown === '1'")
-    assert page.visible_labels() == ["ws03"]
+    assert page.visible_labels() == ["synthetic-ws03"]
     page.page.fill("#filter-host", "")
     page.page.select_option("#filter-model", "NVIDIA GeForce RTX 3090")
     page.page.wait_for_function("() => document.getElementById('shown').dataset.shown === '3'")
-    assert page.visible_labels() == ["ws01", "gpu0", "gpu1"]
+    assert page.visible_labels() == ["synthetic-ws01", "gpu0", "gpu1"]
 
 
 def test_clicking_a_cell_shows_reason_and_measurements(three_hosts: LoadedPage) -> None:
@@ -138,7 +144,7 @@ def test_clicking_a_cell_shows_reason_and_measurements(three_hosts: LoadedPage) 
     assert reason.startswith("3 volatile uncorrected ECC error(s)")
     assert "volatile_uncorrected" in page.page.inner_text("#detail")
     page.page.click("#grid-body a[data-host='0']")
-    assert page.page.inner_text("#detail-host") == "ws01"
+    assert page.page.inner_text("#detail-host") == "synthetic-ws01"
     assert "535.216.03" in page.page.inner_text("#detail")
     assert page.errors == []
 

@@ -34,9 +34,13 @@ def test_fleet_counts_hosts_by_state_and_gpus(merged: tuple[Path, dict]) -> None
     assert totals["hosts"] == 3
     assert totals["states"] == {"ok": 1, "failed": 1, "unreachable": 1, "suite_error": 0}
     assert (totals["gpus"], totals["failing_gpus"]) == (2, 1)
-    assert totals["checks"] == {"passed": 51, "failed": 1, "skipped": 27, "error": 0}
+    assert totals["checks"] == {"passed": 53, "failed": 1, "skipped": 31, "error": 0}
     assert totals["ok"] is False
-    assert [h["host"] for h in fleet["hosts"]] == ["ws01", "ws02", "ws03"]
+    assert [h["host"] for h in fleet["hosts"]] == [
+        "synthetic-ws01",
+        "synthetic-ws02",
+        "synthetic-ws03",
+    ]
 
 
 def test_first_failure_names_the_check_and_the_gpu(merged: tuple[Path, dict]) -> None:
@@ -68,19 +72,21 @@ def test_junit_has_a_suite_per_host_and_a_case_per_check_per_gpu(merged: tuple[P
     run_dir, _ = merged
     root = ET.parse(run_dir / "fleet.junit.xml").getroot()
     suites = {s.get("name"): s for s in root.iter("testsuite")}
-    assert list(suites) == ["ws01", "ws02", "ws03"]
-    ws01 = suites["ws01"]
-    assert ws01.get("tests") == "49" and ws01.get("failures") == "1" and ws01.get("skipped") == "4"
+    assert list(suites) == ["synthetic-ws01", "synthetic-ws02", "synthetic-ws03"]
+    ws01 = suites["synthetic-ws01"]
+    assert ws01.get("tests") == "53" and ws01.get("failures") == "1" and ws01.get("skipped") == "6"
     # The per-host report's scheme: classname the host, name the check id and its GPU.
-    assert {c.get("classname") for c in ws01.iter("testcase")} == {"ws01"}
+    assert {c.get("classname") for c in ws01.iter("testcase")} == {"synthetic-ws01"}
     names = {c.get("name") for c in ws01.iter("testcase")}
     assert {"driver.nvml", "gpu.ecc[gpu0]", "gpu.ecc[gpu1]"} <= names
     failed = [c for c in ws01.iter("testcase") if c.find("failure") is not None]
-    assert [(c.get("classname"), c.get("name")) for c in failed] == [("ws01", "gpu.ecc[gpu1]")]
+    assert [(c.get("classname"), c.get("name")) for c in failed] == [
+        ("synthetic-ws01", "gpu.ecc[gpu1]")
+    ]
     assert "uncorrected" in failed[0].find("failure").get("message")
-    ws02_cases = list(suites["ws02"].iter("testcase"))
+    ws02_cases = list(suites["synthetic-ws02"].iter("testcase"))
     assert len(ws02_cases) == 1 and ws02_cases[0].find("error") is not None
-    assert suites["ws02"].get("errors") == "1"
+    assert suites["synthetic-ws02"].get("errors") == "1"
     assert root.get("tests") == str(sum(int(s.get("tests")) for s in suites.values()))
 
 
@@ -112,7 +118,13 @@ def test_html_is_self_contained_and_embeds_the_fleet(merged: tuple[Path, dict]) 
     data = embedded_data(html)
     assert data["totals"]["states"]["unreachable"] == 1
     labels = [(data["hosts"][r["h"]]["host"], r["g"]) for r in data["rows"]]
-    assert labels == [("ws01", None), ("ws01", 0), ("ws01", 1), ("ws02", None), ("ws03", None)]
+    assert labels == [
+        ("synthetic-ws01", None),
+        ("synthetic-ws01", 0),
+        ("synthetic-ws01", 1),
+        ("synthetic-ws02", None),
+        ("synthetic-ws03", None),
+    ]
     gpu1 = data["rows"][2]
     failed = [c for c in gpu1["cells"] if c[1] == "f"]
     assert [data["columns"][c[0]] for c in failed] == ["gpu.ecc"]
@@ -149,7 +161,7 @@ def test_nonzero_exit_without_a_failing_check_is_never_ok() -> None:
 
 
 def test_merge_command_exit_code_and_latest(tmp_path: Path, capsys) -> None:
-    healthy = write_reports(tmp_path / "20261101T000000Z", [gpu_host_report("ws01", 2)])
+    healthy = write_reports(tmp_path / "20261101T000000Z", [gpu_host_report("synthetic-ws01", 2)])
     new = copy_run(NEW_RUN, tmp_path)
     assert main(["merge", str(healthy), "--width", "100"]) == 0
     assert (tmp_path / "latest").resolve() == healthy.resolve()

@@ -18,14 +18,17 @@ def test_three_host_summary_rows_and_totals(tmp_path: Path) -> None:
     fleet = build_fleet(copy_run(NEW_RUN, tmp_path))
     lines = lines_of(render_summary(fleet, width=140))
     rows = {line.split()[0]: line for line in lines[2:7]}
-    assert list(rows) == ["ws01", "gpu0", "gpu1", "ws02", "ws03"]
-    assert rows["ws01"].split()[1:5] == ["FAILED", "44", "1", "4"]
-    assert "535.216.03" in rows["ws01"] and "12.2" in rows["ws01"]
-    assert rows["gpu1"].split()[1:5] == ["FAILED", "16", "1", "2"]
+    assert list(rows) == ["synthetic-ws01", "gpu0", "gpu1", "synthetic-ws02", "synthetic-ws03"]
+    assert rows["synthetic-ws01"].split()[1:5] == ["FAILED", "46", "1", "6"]
+    assert "535.216.03" in rows["synthetic-ws01"] and "12.2" in rows["synthetic-ws01"]
+    assert rows["gpu1"].split()[1:5] == ["FAILED", "17", "1", "3"]
     assert "gpu.ecc: 3 volatile uncorrected ECC error(s)" in rows["gpu1"]
     assert "1.000" in rows["gpu0"] and "1.62" in rows["gpu0"]
-    assert rows["ws02"].split()[1] == "UNREACH" and "Failed to connect" in rows["ws02"]
-    assert "no GPU" in rows["ws03"] and "3.10" in rows["ws03"]
+    assert (
+        rows["synthetic-ws02"].split()[1] == "UNREACH"
+        and "Failed to connect" in rows["synthetic-ws02"]
+    )
+    assert "no GPU" in rows["synthetic-ws03"] and "3.10" in rows["synthetic-ws03"]
     assert "FLEET FAILED: 3 hosts: 1 ok, 1 failed, 1 unreachable, 0 suite not run" in lines
     assert any("2 GPUs, 1 failing" in line for line in lines)
 

@@ -75,7 +75,7 @@ def fake_pynvml(*, clock_events_missing=False):
 def test_gpu_queries_become_plain_json():
     nvml = gather_nvml(fake_pynvml())
     gpu = nvml["gpus"][0]
-    assert set(gpu) == {"index", *GPU_QUERIES}
+    assert set(gpu) == {"index", "pcie_host", *GPU_QUERIES}
     assert gpu["nvmlDeviceGetMemoryInfo"] == {
         "value": {"total": 24 * 2**30, "free": 23 * 2**30, "used": 2**30}
     }

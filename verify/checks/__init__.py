@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from verify import registry
-from verify.checks import build, driver, gpu
+from verify.checks import build, driver, gpu, xid
 from verify.registry import CheckSpec, Judgement
 from verify.result import CheckResult
 from verify.selection import selected
 
-CATALOGUE: list[CheckSpec] = registry.collect((driver, gpu, build))
+CATALOGUE: list[CheckSpec] = registry.collect((driver, gpu, xid, build))
 CPU_ONLY_REASON = "--cpu-only: GPU checks not run"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from verify.checks.common import NO_EXPECTATION, gpus, nvml_unavailable
+from verify.checks.common import NO_EXPECTATION, describe, gpus, not_recorded, nvml_unavailable
 from verify.registry import Judgement, check, fail, ok, skip
 
 
@@ -12,8 +12,15 @@ def _probe(snapshot: dict[str, Any]) -> dict[str, Any]:
     return snapshot.get("framework") or {}
 
 
+def _unrecorded(snapshot: dict[str, Any]) -> Judgement | None:
+    probe = _probe(snapshot)
+    return skip(describe(probe)) if not_recorded(probe) else None
+
+
 @check("build.import", description="the framework imports", needs_gpu=False)
 def framework_import(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgement:
+    if unrecorded := _unrecorded(snapshot):
+        return unrecorded
     probe = _probe(snapshot)
     name = probe.get("name", "framework")
     if probe.get("import_error") or not probe.get("version"):
@@ -36,6 +43,8 @@ def features(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgemen
     probe = _probe(snapshot)
     if not wanted:
         return skip(NO_EXPECTATION + " (mxnet_features)")
+    if unrecorded := _unrecorded(snapshot):
+        return unrecorded
     if probe.get("name", "mxnet") != "mxnet":
         return skip(f"mxnet_features does not apply to {probe.get('name')}")
     if probe.get("import_error"):
@@ -57,6 +66,8 @@ def features(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgemen
 
 @check("build.num_gpus", description="framework GPU count == NVML count")
 def num_gpus(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgement:
+    if unrecorded := _unrecorded(snapshot):
+        return unrecorded
     probe = _probe(snapshot)
     name = probe.get("name", "framework")
     why = nvml_unavailable(snapshot)

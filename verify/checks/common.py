@@ -10,6 +10,9 @@ from typing import Any
 from verify.registry import Judgement, fail, skip
 
 NO_EXPECTATION = "no expected value given"
+# What a recording does not hold (a recorded nvidia-smi dump has no /proc/modules, no kernel log,
+# no framework build): its checks are skipped with that reason, never passed nor failed.
+NOT_RECORDED = "NotRecorded"
 
 # What each NVML error means to the person reading the report.
 NVML_ERROR_TEXT = {
@@ -30,12 +33,27 @@ NVML_ERROR_TEXT = {
 def describe(outcome: dict[str, Any]) -> str:
     """'<meaning> (<error class>)' for a recorded query that raised."""
     error = outcome.get("error", "unknown error")
+    if error == NOT_RECORDED:
+        return str(outcome.get("message") or "not recorded")
     meaning = NVML_ERROR_TEXT.get(error) or outcome.get("message") or error
     return f"{meaning} ({error})"
 
 
+def not_recorded(outcome: dict[str, Any] | None) -> bool:
+    return (outcome or {}).get("error") == NOT_RECORDED
+
+
 def unsupported(outcome: dict[str, Any]) -> bool:
-    return outcome.get("error") in ("NVMLError_NotSupported", "NVMLError_FunctionNotFound")
+    return outcome.get("error") in (
+        "NVMLError_NotSupported",
+        "NVMLError_FunctionNotFound",
+        NOT_RECORDED,
+    )
+
+
+def source_kind(snapshot: dict[str, Any]) -> str | None:
+    """Where the facts came from when not this machine: e.g. 'nvidia-smi -q -x'."""
+    return (snapshot.get("source") or {}).get("kind")
 
 
 def failed_outcome(outcome: dict[str, Any] | None) -> bool:

@@ -7,7 +7,13 @@ import io
 import re
 from typing import Any
 
-from verify.checks.common import NO_EXPECTATION, describe, failed_outcome, nvml_unavailable
+from verify.checks.common import (
+    NO_EXPECTATION,
+    describe,
+    failed_outcome,
+    not_recorded,
+    nvml_unavailable,
+)
 from verify.registry import Judgement, check, fail, ok, skip
 from verify.values import cuda_version_text, value
 
@@ -26,18 +32,21 @@ SMI_EXIT_MEANING = {
 }
 
 
-def _modules(snapshot: dict[str, Any]) -> tuple[list[str] | None, str]:
-    modules = snapshot["modules"]
-    if "error" in modules:
-        return None, f"cannot read /proc/modules ({modules['error']}: {modules.get('message')})"
-    return modules["value"], ""
+def _modules(snapshot: dict[str, Any]) -> tuple[list[str] | None, Judgement | None]:
+    modules = snapshot.get("modules")
+    if not_recorded(modules):
+        return None, skip(describe(modules))
+    if not modules or "error" in modules or not isinstance(modules.get("value"), list):
+        why = f"{modules['error']}: {modules.get('message')}" if modules else "not in the snapshot"
+        return None, fail(f"cannot read /proc/modules ({why})")
+    return modules["value"], None
 
 
 @check("driver.nouveau", description="nouveau is not loaded")
 def nouveau(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgement:
     modules, why = _modules(snapshot)
     if modules is None:
-        return fail(why)
+        return why
     if "nouveau" in modules:
         return fail("nouveau is loaded: it holds the GPUs, the NVIDIA driver cannot bind them")
     return ok("nouveau not loaded")
@@ -47,7 +56,7 @@ def nouveau(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgement
 def nvidia_module(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgement:
     modules, why = _modules(snapshot)
     if modules is None:
-        return fail(why)
+        return why
     nvidia = sorted(name for name in modules if name == "nvidia" or name.startswith("nvidia_"))
     if "nvidia" not in modules:
         return fail("nvidia kernel module not loaded")
@@ -56,11 +65,23 @@ def nvidia_module(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Jud
 
 @check("driver.nvml", description="NVML initialises")
 def nvml_init(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgement:
-    init = snapshot["nvml"].get("nvmlInit", {})
+    nvml = snapshot.get("nvml") or {}
+    init = nvml.get("nvmlInit")
+    if not init or ("error" not in init and "value" not in init):
+        return fail("NVML: nvmlInit not in the snapshot: nothing shows NVML works")
     if "error" in init:
         return fail(f"NVML: {describe(init)}")
-    version = value(snapshot["nvml"].get("nvmlSystemGetNVMLVersion"))
-    count = value(snapshot["nvml"].get("nvmlDeviceGetCount"))
+    count = value(nvml.get("nvmlDeviceGetCount"))
+    if not isinstance(count, int):
+        why = describe(nvml.get("nvmlDeviceGetCount") or {"error": "not in the snapshot"})
+        return fail(f"NVML initialised but cannot count GPUs: {why}")
+    version = value(nvml.get("nvmlSystemGetNVMLVersion"))
+    if nvml.get("via"):
+        return ok(
+            f"NVML answered {nvml['via']} (an NVML client): {count} GPU(s)",
+            nvml_version=version,
+            gpu_count=count,
+        )
     return ok(f"NVML {version} initialised, {count} GPU(s)", nvml_version=version, gpu_count=count)
 
 
@@ -89,20 +110,43 @@ def _smi_exit(smi: dict[str, Any]) -> Judgement:
 
 @check("driver.nvidia_smi", description="nvidia-smi runs, CSV parses")
 def nvidia_smi(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Judgement:
-    smi = snapshot["nvidia_smi"]
+    smi = snapshot.get("nvidia_smi")
+    if not smi:
+        return fail("nvidia-smi: not in the snapshot")
     if "error" in smi:
         return fail(f"nvidia-smi did not run: {smi['error']}")
-    if smi["returncode"] != 0:
+    if smi.get("returncode") != 0:
         return _smi_exit(smi)
+    if smi.get("format") == "xml":
+        return _smi_dump(smi)
     try:
-        rows = parse_smi_csv(smi.get("stdout", ""), smi["fields"])
-    except ValueError as exc:
+        rows = parse_smi_csv(smi.get("stdout") or "", smi["fields"])
+    except (KeyError, ValueError) as exc:
         return fail(f"nvidia-smi CSV does not parse: {exc}")
     count = value(snapshot["nvml"].get("nvmlDeviceGetCount"))
+    if not rows:
+        return fail("nvidia-smi lists no GPU")
     if count is not None and len(rows) != count:
         return fail(f"nvidia-smi lists {len(rows)} GPU(s), NVML {count}")
     driver = rows[0].get("driver_version") if rows else None
     return ok(f"nvidia-smi lists {len(rows)} GPU(s)", gpu_count=len(rows), driver_version=driver)
+
+
+def _smi_dump(smi: dict[str, Any]) -> Judgement:
+    """A recorded `nvidia-smi -q -x`: it ran; a dump of one GPU (-i) may name more attached."""
+    listed, attached = smi.get("gpu_count") or 0, smi.get("attached_gpus")
+    measured = {
+        "gpu_count": listed,
+        "attached_gpus": attached,
+        "driver_version": smi.get("driver_version"),
+    }
+    if not listed:
+        return fail("the nvidia-smi dump lists no GPU", **measured)
+    of = f" of {attached} attached" if attached not in (None, listed) else ""
+    return ok(
+        f"nvidia-smi -q -x lists {listed}{of} GPU(s), driver {smi.get('driver_version')}",
+        **measured,
+    )
 
 
 _LIBRARY_VERSION = re.compile(r"libnvidia-ml\.so\.(\d+\.\d+(?:\.\d+)?)$")
@@ -136,6 +180,8 @@ def version_match(snapshot: dict[str, Any], expectations: dict[str, Any]) -> Jud
         )
     if kernel is None:
         proc = snapshot["driver_version_file"]
+        if not_recorded(proc):
+            return skip(describe(proc), **versions)
         why = (
             f"{proc['error']}: {proc.get('message')}"
             if "error" in proc

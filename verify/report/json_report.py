@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from verify import __version__
+from verify.pcie import Link
 from verify.result import REPORT_SCHEMA, CheckResult, count_statuses
 from verify.values import cuda_version_text, value
 
@@ -27,20 +28,49 @@ def summarise(results: list[CheckResult]) -> dict[str, Any]:
     }
 
 
+def _link(device: dict[str, Any]) -> dict[str, str | None]:
+    """The link at the snapshot (idle), the card's maximum and the host port's, as text."""
+    card_gen = value(device.get("nvmlDeviceGetGpuMaxPcieLinkGeneration"))
+    if not isinstance(card_gen, int):
+        card_gen = value(device.get("nvmlDeviceGetMaxPcieLinkGeneration"))
+    host = value(device.get("pcie_host")) or {}
+    current = Link(
+        value(device.get("nvmlDeviceGetCurrPcieLinkGeneration")),
+        value(device.get("nvmlDeviceGetCurrPcieLinkWidth")),
+    )
+    card = Link(card_gen, value(device.get("nvmlDeviceGetMaxPcieLinkWidth")))
+    known_host = host.get("max_gen") or host.get("max_width")
+    return {
+        "current": current.label() if current.gen or current.width else None,
+        "max": card.label() if card.gen or card.width else None,
+        "host_max": Link(host.get("max_gen"), host.get("max_width")).label()
+        if known_host
+        else None,
+    }
+
+
 def gpu_inventory(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each GPU as a lab finds it again: identity (UUID, serial, VBIOS, bus id), driver, link."""
+    driver = value(snapshot["nvml"].get("nvmlSystemGetDriverVersion"))
     inventory = []
     for device in snapshot["nvml"].get("gpus") or []:
         capability = value(device.get("nvmlDeviceGetCudaComputeCapability"))
         memory = value(device.get("nvmlDeviceGetMemoryInfo")) or {}
         pci = value(device.get("nvmlDeviceGetPciInfo_v3")) or {}
+        mig = value(device.get("nvmlDeviceGetMigMode"))
         inventory.append(
             {
                 "index": device["index"],
                 "name": value(device.get("nvmlDeviceGetName")),
                 "uuid": value(device.get("nvmlDeviceGetUUID")),
+                "serial": value(device.get("nvmlDeviceGetSerial")),
+                "vbios": value(device.get("nvmlDeviceGetVbiosVersion")),
                 "pci_bus_id": pci.get("busId"),
+                "driver": driver,
                 "compute_capability": f"{capability[0]}.{capability[1]}" if capability else None,
                 "memory_total_mib": memory["total"] // 2**20 if "total" in memory else None,
+                "mig_mode": bool(mig[0]) if isinstance(mig, list) else None,
+                "link": _link(device),
             }
         )
     return inventory
@@ -70,7 +100,7 @@ def build_report(
     phases: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     probe = snapshot.get("framework") or {}
-    return {
+    report = {
         "schema": REPORT_SCHEMA,
         "host": host,
         "started": started,
@@ -86,6 +116,10 @@ def build_report(
         "summary": summarise(results),
         "exit_code": exit_code,
     }
+    if snapshot.get("source"):
+        # Judged from a recording (an nvidia-smi dump), not this machine: say which.
+        report["source"] = snapshot["source"]
+    return report
 
 
 def write(report: dict[str, Any], path: str | os.PathLike[str]) -> None:
