@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -273,7 +274,26 @@ def take_snapshot(args: argparse.Namespace, framework: str, table: TerminalTable
     snapshot = snapshot_module.gather(framework)
     if args.record_snapshot:
         snapshot_module.save(snapshot, args.record_snapshot)
+        record_smi_xml(args.record_snapshot, table)
     return snapshot
+
+
+def smi_xml_path(snapshot_path: str) -> Path:
+    """Where `--record-snapshot ws01.json` keeps nvidia-smi's own view: ws01.nvidia-smi.xml."""
+    path = Path(snapshot_path)
+    return path.with_name(f"{path.stem}.nvidia-smi.xml")
+
+
+def record_smi_xml(snapshot_path: str, table: TerminalTable, *, run=None) -> None:
+    """Keep `nvidia-smi -q -x` beside the snapshot: `--nvidia-smi-xml` judges it later, and it
+    holds what NVML's snapshot does not (inforom, clocks, every reason NVIDIA prints)."""
+    xml, why = (run or snapshot_module.run_nvidia_smi_xml)()
+    target = smi_xml_path(snapshot_path)
+    if xml is None:
+        table.note(f"nvidia-smi -q -x not kept beside the snapshot: {why}")
+        return
+    target.write_text(xml, encoding="utf-8")
+    table.note(f"nvidia-smi -q -x kept in {target}")
 
 
 def write_reports(
@@ -343,11 +363,37 @@ def announce(
         )
 
 
+def writable_target(path: str) -> str | None:
+    """Why a report could not be written at `path`, or None: asked before any check runs, so
+    a long run never ends without its report."""
+    target = Path(path)
+    if target.is_dir():
+        return f"{path}: is a directory"
+    if target.exists():
+        return None if os.access(target, os.W_OK) else f"{path}: Permission denied"
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        return f"{path}: No such file or directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{path}: Permission denied"
+    return None
+
+
+def validate_outputs(args: argparse.Namespace) -> None:
+    for path in (args.json, args.junit, args.record_snapshot):
+        if path:
+            why = writable_target(path)
+            if why:
+                raise SuiteError(why)
+
+
 def run(args: argparse.Namespace, stdout: TextIO) -> int:
     workload_ids = [spec.check_id for spec in workload_checks() or ()] or None
     unknown = unknown_selectors([*(args.only or []), *args.skip], workload_ids)
     if unknown:
         raise SuiteError(f"unknown check id or prefix: {', '.join(unknown)} (see --list-checks)")
+    # Everything that can make the run unusable is refused before the first check runs.
+    validate_outputs(args)
     expectations = load_expectations(args)
     framework = expectations.get("framework", frameworks.DEFAULT_FRAMEWORK)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -526,3 +527,37 @@ def test_unwritable_report_is_a_suite_error(tmp_path, capsys, no_expectations_di
     )
     assert code == 2
     assert err.strip() == f"verify: {target}: No such file or directory"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--json", "{tmp}/missing-dir/r.json"],
+        ["--junit", "{tmp}"],
+        ["--expect", "{tmp}/floor-zero.yml"],
+        ["--expect", "{tmp}/accuracy-zero.yml"],
+    ],
+)
+def test_bad_outputs_and_expectations_stop_before_any_check_runs(tmp_path, capsys, bad):
+    (tmp_path / "floor-zero.yml").write_text("perf_floor_scale: 0\n")
+    (tmp_path / "accuracy-zero.yml").write_text("mlp_min_accuracy: 0\n")
+    argv = [arg.format(tmp=tmp_path) for arg in bad]
+    argv += ["--expectations-dir", str(tmp_path / "none"), "--snapshot"]
+    argv.append(fixture_file("healthy-2x-rtx3090"))
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == "", "a check ran before the bad value was refused"
+    assert err.count("\n") == 1 and err.startswith("verify: ")
+
+
+def test_record_snapshot_keeps_nvidia_smi_xml_beside_it(tmp_path):
+    table = cli.TerminalTable(io.StringIO(), color=False)
+    snapshot_path = str(tmp_path / "ws01.json")
+    cli.record_smi_xml(snapshot_path, table, run=lambda: ("<nvidia_smi_log/>\n", ""))
+    assert (tmp_path / "ws01.nvidia-smi.xml").read_text() == "<nvidia_smi_log/>\n"
+    cli.record_smi_xml(
+        str(tmp_path / "ws02.json"), table, run=lambda: (None, "exited 9: no driver")
+    )
+    assert not (tmp_path / "ws02.nvidia-smi.xml").exists()
+    assert "not kept beside the snapshot: exited 9: no driver" in table.stream.getvalue()

@@ -61,13 +61,20 @@ def failed_outcome(outcome: dict[str, Any] | None) -> bool:
 
 
 def nvml_unavailable(snapshot: dict[str, Any]) -> str | None:
-    """Why NVML gave nothing, or None when it initialised."""
-    init = snapshot["nvml"].get("nvmlInit", {})
+    """Why NVML gave nothing, or None when it initialised and counted the GPUs."""
+    nvml = snapshot.get("nvml") or {}
+    init = nvml.get("nvmlInit")
+    if not init or ("error" not in init and "value" not in init):
+        return "NVML: nvmlInit not in the snapshot"
     if "error" in init:
         return f"NVML: {describe(init)}"
-    count = snapshot["nvml"].get("nvmlDeviceGetCount", {})
+    count = nvml.get("nvmlDeviceGetCount")
+    if not count:
+        return "NVML: cannot count GPUs: nvmlDeviceGetCount not in the snapshot"
     if "error" in count:
         return f"NVML: cannot count GPUs: {describe(count)}"
+    if not isinstance(count.get("value"), int):
+        return f"NVML: cannot count GPUs: NVML answered {count.get('value')!r}"
     return None
 
 
