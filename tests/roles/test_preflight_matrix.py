@@ -231,3 +231,9 @@ def test_platform_defaults_resolve_per_os(matrix_run):
     assert matrix_run.value("ok_cpu_only", "preflight_required_mib") < matrix_run.value(
         "ok_debian_rtx3090", "preflight_required_mib"
     )
+
+
+def test_an_unsupported_platform_is_reported_alone(matrix_run):
+    # The rest of the matrix is per platform: it has no answer there.
+    for host in ("bad_os", "bad_ubuntu1804"):
+        assert " | " not in matrix_run.failure_message(host), matrix_run.failure_message(host)
