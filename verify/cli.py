@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from verify import cuda_devices, frameworks, load_sampler, pcie, selection, smi_xml
 from verify import expectations as expectations_module
-from verify import frameworks, selection, smi_xml
 from verify import snapshot as snapshot_module
 from verify.checks import CATALOGUE, run_host_checks
 from verify.checks.common import no_gpu_reason
@@ -198,6 +198,7 @@ def run_workload_checks(
         raise SuiteError(f"workload checks unavailable: {exc}") from None
     devices = [] if cpu_only else snapshot["nvml"].get("gpus") or []
     try:
+        contexts = gpu_contexts(devices) if devices else None
         run_workloads(
             framework=framework,
             gpu_indices=[device["index"] for device in devices],
@@ -208,6 +209,7 @@ def run_workload_checks(
             on_result=keep,
             gpu_names={d["index"]: value(d.get("nvmlDeviceGetName")) for d in devices},
             probe=snapshot.get("framework") or None,
+            contexts=contexts,
         )
     except Exception as exc:
         emit(
@@ -221,6 +223,43 @@ def run_workload_checks(
         # Whatever the runner does without a GPU, this run must not look clean.
         emit(no_gpu_result(WORKLOAD_PREFIX, no_gpu_reason(snapshot) or "NVML sees no GPU"))
     return results
+
+
+def gpu_contexts(
+    devices: list[dict[str, Any]],
+    *,
+    list_devices: Callable[[], dict[str, Any]] = cuda_devices.list_cuda_devices,
+    sampler_for: Callable[[str], Callable[[], dict[str, Any]]] = load_sampler.for_bus,
+    environ: dict[str, str] | None = None,
+) -> dict[int, Any]:
+    """Each NVML GPU's CUDA device (by bus id / UUID, as CUDA_VISIBLE_DEVICES leaves them), link
+    maxima and load sampler, for the workload runner."""
+    from verify.workloads.spec import GpuContext
+
+    identities = []
+    for device in devices:
+        pci = value(device.get("nvmlDeviceGetPciInfo_v3")) or {}
+        identities.append(
+            {
+                "index": device["index"],
+                "uuid": value(device.get("nvmlDeviceGetUUID")),
+                "pci_bus_id": pci.get("busId"),
+            }
+        )
+    targets = cuda_devices.map_gpus(
+        identities, list_devices(), cuda_devices.cuda_visible_devices(environ)
+    )
+    contexts = {}
+    for device, identity in zip(devices, identities, strict=True):
+        bus_id = identity["pci_bus_id"]
+        contexts[device["index"]] = GpuContext(
+            target=targets[device["index"]],
+            name=value(device.get("nvmlDeviceGetName")),
+            card=pcie.card_of(device),
+            host=pcie.host_of(device),
+            sampler=sampler_for(bus_id) if bus_id else None,
+        )
+    return contexts
 
 
 def main(argv: list[str] | None = None, *, stdout: TextIO | None = None) -> int:
@@ -395,6 +434,10 @@ def run(args: argparse.Namespace, stdout: TextIO) -> int:
     # Everything that can make the run unusable is refused before the first check runs.
     validate_outputs(args)
     expectations = load_expectations(args)
+    if not replay_reason(args):
+        # Before anything initialises CUDA (the framework probe does): CUDA's own order puts
+        # the fastest GPU first, NVML's is PCI bus order; the workloads map one to the other.
+        os.environ["CUDA_DEVICE_ORDER"] = cuda_devices.DEVICE_ORDER
     framework = expectations.get("framework", frameworks.DEFAULT_FRAMEWORK)
 
     phases = Phases()

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
+
+from verify.values import value
 
 # Usable GB/s per lane and direction after line encoding (8b/10b to Gen2, 128b/130b from Gen3;
 # Gen6's FLIT mode taken at its raw rate).
@@ -80,3 +83,29 @@ def floor_scale(negotiated: Link, card: Link) -> float | None:
     if have is None or not full:
         return None
     return min(1.0, have / full)
+
+
+def card_of(device: dict[str, Any]) -> Link:
+    """A snapshot GPU's own maximum link (NVML's plain max generation is capped by the host)."""
+    gen = value(device.get("nvmlDeviceGetGpuMaxPcieLinkGeneration"))
+    if not isinstance(gen, int):
+        gen = value(device.get("nvmlDeviceGetMaxPcieLinkGeneration"))
+    return Link(gen, value(device.get("nvmlDeviceGetMaxPcieLinkWidth")))
+
+
+def host_of(device: dict[str, Any]) -> Link:
+    """The host port's maximum as far as the snapshot knows: the recorded host side (sysfs, or
+    nvidia-smi's max_host_link_gen), else what NVML's system-capped generation implies."""
+    recorded = value(device.get("pcie_host")) or {}
+    gen, width = recorded.get("max_gen"), recorded.get("max_width")
+    system = value(device.get("nvmlDeviceGetMaxPcieLinkGeneration"))
+    if isinstance(system, int):
+        gen = min(gen, system) if isinstance(gen, int) else system
+    return Link(gen, width)
+
+
+def current_of(device: dict[str, Any]) -> Link:
+    return Link(
+        value(device.get("nvmlDeviceGetCurrPcieLinkGeneration")),
+        value(device.get("nvmlDeviceGetCurrPcieLinkWidth")),
+    )

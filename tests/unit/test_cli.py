@@ -26,7 +26,17 @@ def workloads(monkeypatch):
     outcomes = {"status": Status.PASSED}
 
     def run_workloads(
-        *, framework, gpu_indices, cpu_only, expectations, only, skip, on_result, gpu_names, probe
+        *,
+        framework,
+        gpu_indices,
+        cpu_only,
+        expectations,
+        only,
+        skip,
+        on_result,
+        gpu_names,
+        probe,
+        contexts,
     ):
         calls.append(
             {
@@ -38,6 +48,7 @@ def workloads(monkeypatch):
                 "skip": skip,
                 "gpu_names": gpu_names,
                 "probe": probe,
+                "contexts": contexts,
             }
         )
         results = []

@@ -238,4 +238,4 @@ def test_generated_gpu_host_scales_only_the_chosen_gpu() -> None:
         c["framework"]["device"] for c in report["checks"] if c["gpu"] == 3 and c["framework"]
     }
     assert devices == {"gpu(3)"}
-    assert (report["summary"]["passed"], report["exit_code"]) == (4 * 18 + 11, 0)
+    assert (report["summary"]["passed"], report["exit_code"]) == (4 * 20 + 11, 0)

@@ -34,7 +34,7 @@ def test_fleet_counts_hosts_by_state_and_gpus(merged: tuple[Path, dict]) -> None
     assert totals["hosts"] == 3
     assert totals["states"] == {"ok": 1, "failed": 1, "unreachable": 1, "suite_error": 0}
     assert (totals["gpus"], totals["failing_gpus"]) == (2, 1)
-    assert totals["checks"] == {"passed": 53, "failed": 1, "skipped": 31, "error": 0}
+    assert totals["checks"] == {"passed": 57, "failed": 1, "skipped": 33, "error": 0}
     assert totals["ok"] is False
     assert [h["host"] for h in fleet["hosts"]] == [
         "synthetic-ws01",
@@ -74,7 +74,7 @@ def test_junit_has_a_suite_per_host_and_a_case_per_check_per_gpu(merged: tuple[P
     suites = {s.get("name"): s for s in root.iter("testsuite")}
     assert list(suites) == ["synthetic-ws01", "synthetic-ws02", "synthetic-ws03"]
     ws01 = suites["synthetic-ws01"]
-    assert ws01.get("tests") == "53" and ws01.get("failures") == "1" and ws01.get("skipped") == "6"
+    assert ws01.get("tests") == "57" and ws01.get("failures") == "1" and ws01.get("skipped") == "6"
     # The per-host report's scheme: classname the host, name the check id and its GPU.
     assert {c.get("classname") for c in ws01.iter("testcase")} == {"synthetic-ws01"}
     names = {c.get("name") for c in ws01.iter("testcase")}

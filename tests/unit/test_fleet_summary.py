@@ -19,9 +19,9 @@ def test_three_host_summary_rows_and_totals(tmp_path: Path) -> None:
     lines = lines_of(render_summary(fleet, width=140))
     rows = {line.split()[0]: line for line in lines[2:7]}
     assert list(rows) == ["synthetic-ws01", "gpu0", "gpu1", "synthetic-ws02", "synthetic-ws03"]
-    assert rows["synthetic-ws01"].split()[1:5] == ["FAILED", "46", "1", "6"]
+    assert rows["synthetic-ws01"].split()[1:5] == ["FAILED", "50", "1", "6"]
     assert "535.216.03" in rows["synthetic-ws01"] and "12.2" in rows["synthetic-ws01"]
-    assert rows["gpu1"].split()[1:5] == ["FAILED", "17", "1", "3"]
+    assert rows["gpu1"].split()[1:5] == ["FAILED", "19", "1", "3"]
     assert "gpu.ecc: 3 volatile uncorrected ECC error(s)" in rows["gpu1"]
     assert "1.000" in rows["gpu0"] and "1.62" in rows["gpu0"]
     assert (

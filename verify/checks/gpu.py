@@ -15,7 +15,7 @@ from verify.checks.common import (
     source_kind,
 )
 from verify.expectations import setting
-from verify.pcie import Link, describe, shortfalls
+from verify.pcie import Link, card_of, describe, host_of, shortfalls
 from verify.registry import Judgement, check, fail, ok, skip
 from verify.result import Severity
 from verify.values import value
@@ -228,32 +228,13 @@ def under_load(device: dict[str, Any]) -> tuple[bool, str]:
     return False, "at idle"
 
 
-def card_link(device: dict[str, Any]) -> Link:
-    """The card's own maximum (NVML's plain max generation is already capped by the host)."""
-    gen = value(device.get("nvmlDeviceGetGpuMaxPcieLinkGeneration"))
-    if not isinstance(gen, int):
-        gen = value(device.get("nvmlDeviceGetMaxPcieLinkGeneration"))
-    return Link(gen, value(device.get("nvmlDeviceGetMaxPcieLinkWidth")))
-
-
-def host_link(device: dict[str, Any]) -> Link:
-    """The host port's maximum, as far as known: the recorded host side, else what NVML's
-    system-capped maximum generation implies."""
-    recorded = value(device.get("pcie_host")) or {}
-    gen, width = recorded.get("max_gen"), recorded.get("max_width")
-    system = value(device.get("nvmlDeviceGetMaxPcieLinkGeneration"))
-    if isinstance(system, int):
-        gen = min(gen, system) if isinstance(gen, int) else system
-    return Link(gen, width)
-
-
 @check("gpu.pcie_width", description="PCIe link under load == what card and host support")
 @each_gpu
 def pcie_width(device: dict[str, Any]) -> Judgement:
     width = answer(device, "nvmlDeviceGetCurrPcieLinkWidth", "PCIe width")
     max_width = answer(device, "nvmlDeviceGetMaxPcieLinkWidth", "PCIe max width")
     current = Link(value(device.get("nvmlDeviceGetCurrPcieLinkGeneration")), width)
-    card, host = card_link(device), host_link(device)
+    card, host = card_of(device), host_of(device)
     loaded, load = under_load(device)
     measured = {
         "width": width,

@@ -7,8 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from verify import __version__
-from verify.pcie import Link
+from verify import __version__, pcie
 from verify.result import REPORT_SCHEMA, CheckResult, count_statuses
 from verify.values import cuda_version_text, value
 
@@ -30,23 +29,14 @@ def summarise(results: list[CheckResult]) -> dict[str, Any]:
 
 def _link(device: dict[str, Any]) -> dict[str, str | None]:
     """The link at the snapshot (idle), the card's maximum and the host port's, as text."""
-    card_gen = value(device.get("nvmlDeviceGetGpuMaxPcieLinkGeneration"))
-    if not isinstance(card_gen, int):
-        card_gen = value(device.get("nvmlDeviceGetMaxPcieLinkGeneration"))
-    host = value(device.get("pcie_host")) or {}
-    current = Link(
-        value(device.get("nvmlDeviceGetCurrPcieLinkGeneration")),
-        value(device.get("nvmlDeviceGetCurrPcieLinkWidth")),
-    )
-    card = Link(card_gen, value(device.get("nvmlDeviceGetMaxPcieLinkWidth")))
-    known_host = host.get("max_gen") or host.get("max_width")
-    return {
-        "current": current.label() if current.gen or current.width else None,
-        "max": card.label() if card.gen or card.width else None,
-        "host_max": Link(host.get("max_gen"), host.get("max_width")).label()
-        if known_host
-        else None,
-    }
+    current, card = pcie.current_of(device), pcie.card_of(device)
+    recorded = value(device.get("pcie_host")) or {}
+    host = pcie.Link(recorded.get("max_gen"), recorded.get("max_width"))
+
+    def label(link: pcie.Link) -> str | None:
+        return link.label() if link.gen or link.width else None
+
+    return {"current": label(current), "max": label(card), "host_max": label(host)}
 
 
 def gpu_inventory(snapshot: dict[str, Any]) -> list[dict[str, Any]]:

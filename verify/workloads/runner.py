@@ -6,11 +6,19 @@ Contract (`verify.cli` calls it):
                   expectations: dict, only: Iterable[str] | None, skip: Iterable[str],
                   on_result: Callable[[CheckResult], None] | None = None,
                   gpu_names: dict[int, str] | None = None,
-                  probe: dict | None = None) -> list[CheckResult]
+                  probe: dict | None = None,
+                  contexts: dict[int, GpuContext] | None = None) -> list[CheckResult]
 
-Each workload check runs once per GPU index (device gpu(i)), or once on the CPU when
-`cpu_only` is true; results carry `gpu` (the index, None on the CPU) and `framework`
-({"name", "version", "device"}; version is None when the framework cannot be imported).
+Each workload check runs once per NVML GPU index, or once on the CPU when `cpu_only` is true;
+results carry `gpu` (the NVML index, None on the CPU) and `framework` ({"name", "version",
+"device"}; version is None when the framework cannot be imported).
+
+- `contexts`: NVML index -> GpuContext (verify/workloads/spec.py): the CUDA device that GPU is
+  (mapped by PCI bus id / UUID, verify/cuda_devices.py), its link maxima, its load sampler. The
+  checks run on that CUDA ordinal, and each result's measurements name `gpu_uuid`,
+  `pci_bus_id` and `cuda_device`. A GPU with no CUDA device fails every check with the reason
+  (skipped when CUDA_VISIBLE_DEVICES hides it on purpose). Without `contexts` the CUDA ordinal
+  is taken to be the NVML index (tests; a host where CUDA's order is PCI bus order).
 Results come in GPU order, and within one GPU in the order of `CHECK_IDS`; `on_result` is called
 with each as soon as it exists.
 
@@ -37,7 +45,7 @@ from verify.registry import CheckSpec, Judgement, fail
 from verify.result import CheckResult, Status
 from verify.selection import selected
 from verify.workloads import CHECKS
-from verify.workloads.spec import WorkloadRun
+from verify.workloads.spec import GpuContext, WorkloadRun
 
 NO_GPU_FOUND = "none was found (--cpu-only runs them on the CPU)"
 
@@ -64,6 +72,7 @@ def run_workloads(
     on_result: Callable[[CheckResult], None] | None = None,
     gpu_names: dict[int, str] | None = None,
     probe: dict[str, Any] | None = None,
+    contexts: dict[int, GpuContext] | None = None,
 ) -> list[CheckResult]:
     adapter = frameworks.get_adapter(framework)
     checks = [spec for spec in CHECKS if selected(spec.check_id, only, skip or ())]
@@ -82,7 +91,13 @@ def run_workloads(
             produced = _not_importable(adapter.name, probe["import_error"], subjects, checks)
         else:
             produced = _run_all(
-                adapter, probe["version"], subjects, checks, expectations or {}, gpu_names or {}
+                adapter,
+                probe["version"],
+                subjects,
+                checks,
+                expectations or {},
+                gpu_names or {},
+                contexts or {},
             )
     for item in produced:
         results.append(item)
@@ -101,6 +116,29 @@ def _not_importable(
             yield spec.result(replace(judgement, gpu=gpu), framework=framework)
 
 
+def _identity(context: GpuContext | None) -> dict[str, Any]:
+    """What names the card in every result: a lab finds it by UUID and bus id, not by index."""
+    if context is None:
+        return {}
+    target = context.target
+    return {
+        "gpu_uuid": target.uuid,
+        "pci_bus_id": target.pci_bus_id,
+        "cuda_device": target.ordinal,
+    }
+
+
+def _unmapped(
+    context: GpuContext, checks: list[CheckSpec], framework: dict[str, Any]
+) -> Iterator[CheckResult]:
+    target = context.target
+    where = f"NVML GPU {target.nvml_index} ({target.pci_bus_id}, {target.uuid})"
+    status = Status.SKIPPED if target.hidden else Status.FAILED
+    judgement = Judgement(status, f"{where}: {target.why_not}", _identity(context))
+    for spec in checks:
+        yield spec.result(replace(judgement, gpu=target.nvml_index), framework=dict(framework))
+
+
 def _run_all(
     adapter: frameworks.FrameworkAdapter,
     version: str | None,
@@ -108,29 +146,40 @@ def _run_all(
     checks: list[CheckSpec],
     expectations: dict,
     gpu_names: dict[int, str],
+    contexts: dict[int, GpuContext],
 ) -> Iterator[CheckResult]:
     # Shared by every subject: the CPU reference run of the MLP is trained once.
     shared: dict[Any, Any] = {}
     for gpu in subjects:
+        context = contexts.get(gpu) if gpu is not None else None
         framework = {"name": adapter.name, "version": version, "device": _device_label(gpu)}
+        if context is not None and context.target.ordinal is None:
+            framework["device"] = "none"
+            yield from _unmapped(context, checks, framework)
+            continue
+        ordinal = context.target.ordinal if context is not None else gpu
+        identity = _identity(context)
         try:
-            device = adapter.device(gpu)
+            device = adapter.device(ordinal)
         except Exception as error:
-            missing = Judgement(Status.ERROR, f"no device: {frameworks.describe_error(error)}")
+            missing = Judgement(
+                Status.ERROR, f"no device: {frameworks.describe_error(error)}", identity
+            )
             for spec in checks:
                 yield spec.result(replace(missing, gpu=gpu), framework=dict(framework))
             continue
         framework["device"] = device.label
         gpu_name = gpu_names.get(gpu) if gpu is not None else None
-        run = WorkloadRun(adapter, device, gpu_name, expectations, shared)
+        run = WorkloadRun(adapter, device, gpu_name, expectations, shared, context)
         for spec in checks:
             started = time.perf_counter()
             try:
                 judgement = spec.function(run)
             except Exception as error:
                 judgement = Judgement(Status.ERROR, frameworks.describe_error(error))
+            measured = {**judgement.measurements, **identity}
             yield spec.result(
-                replace(judgement, gpu=gpu),
+                replace(judgement, gpu=gpu, measurements=measured),
                 framework=dict(framework),
                 duration_s=round(time.perf_counter() - started, 4),
             )

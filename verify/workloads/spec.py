@@ -9,13 +9,17 @@ The NDArray example and the MLP come from the seed (a Chinese deep-learning prim
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from verify import expectations as expectations_module
+from verify.cuda_devices import CudaTarget
 from verify.frameworks import Device, FrameworkAdapter, MlpRecipe
+from verify.pcie import Link
 
 if TYPE_CHECKING:
     import numpy as np
@@ -154,17 +158,67 @@ def calls_per_repeat(one_call_s: float, sizes: PerfSizes) -> int:
     return max(1, min(PERF_MAX_CALLS_PER_REPEAT, math.ceil(sizes.min_repeat_s / one_call_s)))
 
 
+# How often the link and clock reasons are read while the GEMM keeps the GPU busy.
+LOAD_SAMPLE_INTERVAL_S = 0.05
+
+
 # --- What a check function is handed ----------------------------------------------------------
+@dataclass(frozen=True)
+class GpuContext:
+    """What the suite knows of one NVML GPU before its workloads run: which CUDA device it is,
+    its and its host port's maximum link, and how to sample it under load."""
+
+    target: CudaTarget
+    name: str | None = None
+    card: Link = field(default_factory=Link)
+    host: Link = field(default_factory=Link)
+    sampler: Callable[[], dict[str, Any]] | None = None
+
+
 @dataclass
 class WorkloadRun:
     """The adapter, the device of this subject, the expectations, and results shared between
-    subjects (the CPU reference MLP)."""
+    subjects (the CPU reference MLP, the samples taken under load)."""
 
     adapter: FrameworkAdapter
     device: Device
     gpu_name: str | None
     expectations: dict[str, Any]
     shared: dict[Any, Any]
+    context: GpuContext | None = None
+
+    @property
+    def load_samples(self) -> list[dict[str, Any]] | None:
+        """What was read while this GPU was under load; None when nothing could be."""
+        if self.context is None or self.context.sampler is None:
+            return None
+        return self.shared.setdefault(("load-samples", self.context.target.nvml_index), [])
+
+    @contextlib.contextmanager
+    def sampling(self) -> Iterator[None]:
+        """Read the GPU's link and clock reasons in the background while the block runs."""
+        samples = self.load_samples
+        if samples is None or self.device.gpu is None:
+            yield
+            return
+        read = self.context.sampler
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.is_set():
+                try:
+                    samples.append(read())
+                except Exception as exc:  # a failed read is a fact for the check, not a crash
+                    samples.append({"error": f"{type(exc).__name__}: {exc}"})
+                stop.wait(LOAD_SAMPLE_INTERVAL_S)
+
+        thread = threading.Thread(target=loop, name="labrig-load-sampler", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def setting(self, key: str) -> Any:
         """A tunable, validated when the check asks for it: a bad value fails that check."""
