@@ -55,6 +55,10 @@ inventory=$("$here/fleet.sh" up)
 echo "e2e: fleet '$LABRIG_FLEET' up in $((SECONDS - started)) s: $inventory" >&2
 
 export LABRIG_FLEET_INVENTORY=$inventory
+# Each make/playbook run's full output (Ansible's per-task times included) outlives the stage.
+export LABRIG_E2E_LOG_DIR=${LABRIG_FLEET_CACHE:-/var/cache/labrig-fleet}/logs/$LABRIG_FLEET-commands
+rm -rf "$LABRIG_E2E_LOG_DIR"
+echo "e2e: every command's output goes to $LABRIG_E2E_LOG_DIR" >&2
 cd "$repo"
 # No `exec`: the trap must still take the fleet down after pytest.
 status=0

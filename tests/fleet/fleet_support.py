@@ -84,7 +84,23 @@ def run(args: list[str], timeout: float = 3600, env: dict[str, str] | None = Non
         timeout=timeout,
         check=False,
     )
-    return Completed(args, process.returncode, process.stdout, time.monotonic() - started)
+    completed = Completed(args, process.returncode, process.stdout, time.monotonic() - started)
+    _keep_output(completed)
+    return completed
+
+
+def _keep_output(completed: Completed) -> None:
+    """Every command's output in LABRIG_E2E_LOG_DIR (set by e2e.sh), for timings and post-mortems:
+    a passing test's output is otherwise never shown."""
+    folder = os.environ.get("LABRIG_E2E_LOG_DIR")
+    if not folder:
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    number = len(list(Path(folder).glob("*.log"))) + 1
+    name = "-".join(arg for arg in completed.args[1:4] if "/" not in arg and "=" not in arg)
+    log = Path(folder) / f"{number:03d}-{name or 'command'}.log"
+    head = completed.explain().split("\n", 2)[:2]
+    log.write_text("\n".join([*head, completed.output]))
 
 
 def make(target: str, inventory: Path | str, timeout: float = 3600, **variables: str) -> Completed:
