@@ -359,7 +359,14 @@ def write_reports(
         )
         json_report.write(report, args.json)
     if args.junit:
-        junit.write(results, args.junit, host=host, started=started, duration_s=duration_s)
+        junit.write(
+            results,
+            args.junit,
+            host=host,
+            started=started,
+            duration_s=duration_s,
+            gpus=json_report.gpu_inventory(snapshot),
+        )
 
 
 class Phases:

@@ -572,3 +572,20 @@ def test_record_snapshot_keeps_nvidia_smi_xml_beside_it(tmp_path):
     )
     assert not (tmp_path / "ws02.nvidia-smi.xml").exists()
     assert "not kept beside the snapshot: exited 9: no driver" in table.stream.getvalue()
+
+
+def test_junit_names_the_card_of_each_gpu_testcase(tmp_path, capsys, no_expectations_dir):
+    junit_path = tmp_path / "r.xml"
+    snapshot = fixture_file("healthy-2x-rtx-a6000")
+    run([*no_expectations_dir, "--snapshot", snapshot, "--junit", str(junit_path)], capsys)
+    cases = {c.get("name"): c for c in ET.parse(junit_path).getroot().iter("testcase")}
+    properties = {p.get("name"): p.get("value") for p in cases["gpu.ecc[gpu1]"].iter("property")}
+    assert properties["gpu_name"] == "NVIDIA RTX A6000"
+    assert properties["gpu_serial"] == "1324021000001"
+    assert properties["gpu_vbios"] == "94.02.42.00.A9"
+    assert properties["gpu_pci_bus_id"] == "00000000:21:00.0"
+    assert properties["gpu_uuid"].startswith("GPU-")
+    assert properties["driver"] == "535.216.03"
+    assert (properties["link_current"], properties["link_max"]) == ("Gen1 x16", "Gen4 x16")
+    host_case = {p.get("name") for p in cases["driver.nvml"].iter("property")}
+    assert "gpu_uuid" not in host_case

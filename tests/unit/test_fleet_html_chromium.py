@@ -185,3 +185,26 @@ def test_missing_chromium_fails_in_ci_and_skips_elsewhere(monkeypatch, tmp_path:
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
         require_chromium(missing)
+
+
+def test_grid_shows_each_hosts_driver_and_the_rma_view_names_the_card(
+    three_hosts: LoadedPage,
+) -> None:
+    page = three_hosts
+    drivers = page.page.eval_on_selector_all(
+        "#grid-body tr.hostrow td.drv", "cells => cells.map(c => c.textContent)"
+    )
+    assert drivers == ["535.216.03", "", ""]
+    rows = page.page.eval_on_selector_all(
+        "#rma-table tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
+    )
+    assert len(rows) == 1
+    host, gpu, model, serial, uuid, bus, vbios, driver, check_id, reason = rows[0]
+    assert (host, gpu, check_id) == ("synthetic-ws01", "gpu1", "gpu.ecc")
+    assert (model, vbios, driver) == ("NVIDIA GeForce RTX 3090", "94.02.42.00.A9", "535.216.03")
+    assert (
+        serial == "not reported" and uuid.startswith("GPU-b7e1d950") and bus == "00000000:5F:00.0"
+    )
+    assert reason.startswith("3 volatile uncorrected ECC error(s)")
+    assert "generated 2026-11-27T10:22:33+00:00" in page.page.inner_text("#meta")
+    assert page.errors == []

@@ -11,6 +11,7 @@ import pytest
 from test_fleet_fixtures import NEW_RUN, copy_run, fail_check, gpu_host_report, write_reports
 
 from verify.fleet.__main__ import main, update_latest, write_fleet
+from verify.fleet.junit import render_junit
 from verify.fleet.merge import build_fleet, host_state, subject_rows
 
 
@@ -191,3 +192,35 @@ def test_fleet_check_entries_match_the_result_model(merged: tuple[Path, dict]) -
     _, fleet = merged
     for raw in fleet["hosts"][0]["checks"]:
         assert CheckResult.from_dict(raw).to_dict() == raw
+
+
+def test_generated_is_the_runs_time_however_often_it_is_rendered(tmp_path):
+    run_dir = copy_run(NEW_RUN, tmp_path)
+    first = build_fleet(run_dir)
+    again = build_fleet(run_dir)
+    assert first["generated"] == again["generated"] == "2026-11-27T10:22:33+00:00"
+    assert "rendered" in first
+    other = write_reports(tmp_path / "adhoc", [gpu_host_report("ws09", 1)])
+    assert build_fleet(other)["generated"] == gpu_host_report("ws09", 1)["started"]
+
+
+def test_rma_view_lists_each_failing_gpu_with_its_identity(tmp_path):
+    fleet = build_fleet(copy_run(NEW_RUN, tmp_path))
+    [card] = fleet["rma"]
+    assert card["host"] == "synthetic-ws01" and card["gpu"] == 1
+    assert card["uuid"] == "GPU-b7e1d950-2a6f-4c38-8d1b-5f0e93a6c2d4"
+    assert card["pci_bus_id"] == "00000000:5F:00.0" and card["vbios"] == "94.02.42.00.A9"
+    assert card["driver"] == "535.216.03" and "serial" in card
+    assert card["check_id"] == "gpu.ecc"
+    assert card["reason"].startswith("3 volatile uncorrected ECC error(s)")
+
+
+def test_fleet_junit_names_the_card_of_each_gpu_testcase(tmp_path):
+    fleet = build_fleet(copy_run(NEW_RUN, tmp_path))
+    root = ET.fromstring(render_junit(fleet))
+    case = next(c for c in root.iter("testcase") if c.get("name") == "gpu.ecc[gpu1]")
+    properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert properties["gpu_uuid"] == "GPU-b7e1d950-2a6f-4c38-8d1b-5f0e93a6c2d4"
+    assert properties["gpu_pci_bus_id"] == "00000000:5F:00.0"
+    assert properties["driver"] == "535.216.03"
+    assert properties["link_max"] == "Gen4 x16"

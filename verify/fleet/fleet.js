@@ -24,8 +24,9 @@
       t.ok ? '<span class="verdict ok">FLEET OK</span>' : '<span class="verdict bad">FLEET FAILED</span>'
     );
     const versions = [...new Set(hosts.map((h) => h.labrig_version).filter(Boolean))].join(", ");
+    const rendered = D.rendered && D.rendered !== D.generated ? ` (rendered ${D.rendered})` : "";
     $("meta").textContent =
-      `generated ${D.generated} · labrig ${versions || "?"} · ` +
+      `generated ${D.generated}${rendered} · labrig ${versions || "?"} · ` +
       `${t.checks.passed + t.checks.failed + t.checks.error + t.checks.skipped} check results`;
     const card = (id, n, label, cls) =>
       `<div class="card ${cls}" id="count-${id}" data-count="${n}"><b>${n}</b><span>${esc(label)}</span></div>`;
@@ -53,9 +54,10 @@
       .map((id, j) => `<th class="id" title="${esc(id)}"><div>${esc(shortId(id, j))}</div></th>`)
       .join("");
     $("grid-head").innerHTML =
-      `<tr class="groups"><th class="first subj"></th><th class="st"></th><th class="model"></th>${groupCells}</tr>` +
+      `<tr class="groups"><th class="first subj"></th><th class="st"></th><th class="model"></th>` +
+      `<th class="drv"></th>${groupCells}</tr>` +
       `<tr class="ids"><th class="first subj">host / GPU</th><th class="st">state</th>` +
-      `<th class="model">GPU model</th>${idCells}</tr>`;
+      `<th class="model">GPU model</th><th class="drv">driver</th>${idCells}</tr>`;
 
     const groupStarts = new Set(D.groups.map((g) => g.start));
     const parts = [];
@@ -69,7 +71,8 @@
       let html =
         `<tr class="${isHost ? "hostrow" : "gpurow"}" data-r="${i}"><td class="first subj">${subject}</td>` +
         `<td class="st">${pill(state, STATE_LABEL[state])}${slow}</td>` +
-        `<td class="model" title="${esc(r.model)}">${esc(r.model.replace("NVIDIA ", ""))}</td>`;
+        `<td class="model" title="${esc(r.model)}">${esc(r.model.replace("NVIDIA ", ""))}</td>` +
+        `<td class="drv">${isHost ? esc((host.versions || {}).driver || "") : ""}</td>`;
       if (isHost && (host.state === "unreachable" || host.state === "suite_error")) {
         html += `<td class="wide" colspan="${ncols}" title="${esc(host.reason)}">${esc(host.reason)}</td>`;
       } else {
@@ -180,11 +183,14 @@
         if (c[1] === "f" || c[1] === "e") failing.push([i, c]);
       }
     });
+    const link = (g) => (g.link && g.link.max ? ` · link ${esc(g.link.current)} of ${esc(g.link.max)}` : "");
     const gpus = (host.gpus || [])
       .map(
         (g) =>
           `<li>gpu${esc(g.index)}: ${esc(g.name)} · cc ${esc(g.compute_capability)} · ` +
-          `${esc(g.memory_total_mib)} MiB · ${esc(g.pci_bus_id)}</li>`
+          `${esc(g.memory_total_mib)} MiB · ${esc(g.pci_bus_id)} · UUID ${esc(g.uuid)}` +
+          `${g.serial ? " · serial " + esc(g.serial) : ""}${g.vbios ? " · VBIOS " + esc(g.vbios) : ""}` +
+          `${link(g)}</li>`
       )
       .join("");
     $("detail").innerHTML =
@@ -236,6 +242,31 @@
       if (link.dataset.host !== undefined) showHost(Number(link.dataset.host));
       else if (link.dataset.row !== undefined) showCell(Number(link.dataset.row), Number(link.dataset.col));
     });
+  }
+
+  // ---- GPUs to return -----------------------------------------------------------------------
+  function renderRma() {
+    const list = D.rma || [];
+    let html = `<h2>Failing GPUs: what to quote to the vendor (${list.length})</h2>`;
+    if (!list.length) {
+      $("rma").innerHTML = html + `<p class="note">No GPU has a failing check.</p>`;
+      return;
+    }
+    html +=
+      `<table id="rma-table"><thead><tr><th class="l">host</th><th class="l">GPU</th><th class="l">model</th>` +
+      `<th class="l">serial</th><th class="l">UUID</th><th class="l">bus id</th><th class="l">VBIOS</th>` +
+      `<th class="l">driver</th><th class="l">failing check</th><th class="l">reason</th></tr></thead><tbody>` +
+      list
+        .map(
+          (g) =>
+            `<tr><td class="l">${esc(g.host)}</td><td class="l">gpu${esc(g.gpu)}</td><td class="l">${esc(g.name)}</td>` +
+            `<td class="l">${esc(g.serial || "not reported")}</td><td class="l">${esc(g.uuid)}</td>` +
+            `<td class="l">${esc(g.pci_bus_id)}</td><td class="l">${esc(g.vbios)}</td><td class="l">${esc(g.driver)}</td>` +
+            `<td class="l">${esc(g.check_id)}</td><td class="l">${esc(g.reason)}</td></tr>`
+        )
+        .join("") +
+      "</tbody></table>";
+    $("rma").innerHTML = html;
   }
 
   // ---- fleet comparison ---------------------------------------------------------------------
@@ -295,6 +326,7 @@
   renderGrid();
   setupFilters();
   setupClicks();
+  renderRma();
   renderComparison();
   applyFilters();
   document.body.dataset.ready = "1";

@@ -89,6 +89,8 @@ def page_data(fleet: dict[str, Any]) -> dict[str, Any]:
     return {
         "run_id": fleet["run_id"],
         "generated": fleet["generated"],
+        "rendered": fleet.get("rendered"),
+        "rma": fleet.get("rma") or [],
         "totals": fleet["totals"],
         "comparison": fleet["comparison"],
         "columns": columns,

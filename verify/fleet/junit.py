@@ -25,7 +25,14 @@ def render_junit(fleet: dict[str, Any]) -> str:
     root = ET.Element("testsuites", name=f"labrig fleet {fleet['run_id']}")
     for host in fleet["hosts"]:
         started = {"timestamp": str(host["started"])} if host.get("started") else {}
-        add_suite(root, _host_results(host), host=host["host"], id=fleet["run_id"], **started)
+        add_suite(
+            root,
+            _host_results(host),
+            host=host["host"],
+            gpus=host.get("gpus"),
+            id=fleet["run_id"],
+            **started,
+        )
     for key in ("tests", "failures", "errors", "skipped"):
         root.set(key, str(sum(int(s.get(key, 0)) for s in root)))
     return to_xml(root)

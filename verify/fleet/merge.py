@@ -188,6 +188,48 @@ def fleet_totals(hosts: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+_RUN_ID_TIME = re.compile(r"(\d{8}T\d{6}Z)")
+
+
+def run_time(run_id: str, hosts: list[dict[str, Any]]) -> str | None:
+    """When the run happened: the time in its id (the playbook names runs after it), else the
+    earliest host start. Re-rendering a run later must not move it."""
+    match = _RUN_ID_TIME.search(run_id)
+    if match:
+        moment = datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        return moment.isoformat(timespec="seconds")
+    started = sorted(str(h["started"]) for h in hosts if h.get("started"))
+    return started[0] if started else None
+
+
+def rma_candidates(hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every GPU with a blocking failure, as a lab files it with the vendor: which card (serial,
+    UUID, bus id, VBIOS, driver) and why (the first failing check)."""
+    found = []
+    for host in hosts:
+        inventory = {g.get("index"): g for g in host.get("gpus") or []}
+        for row in subject_rows(host):
+            if row.gpu is None or row.ok:
+                continue
+            failure = first_failure([c for c in row.checks if c.blocking])
+            gpu = inventory.get(row.gpu, {})
+            found.append(
+                {
+                    "host": host["host"],
+                    "gpu": row.gpu,
+                    "name": gpu.get("name") or row.gpu_name,
+                    "serial": gpu.get("serial"),
+                    "uuid": gpu.get("uuid"),
+                    "pci_bus_id": gpu.get("pci_bus_id"),
+                    "vbios": gpu.get("vbios"),
+                    "driver": gpu.get("driver") or (host.get("versions") or {}).get("driver"),
+                    "check_id": failure.check_id if failure else None,
+                    "reason": failure.reason if failure else None,
+                }
+            )
+    return found
+
+
 def build_fleet(run_dir: Path, *, flag_below: float = 0.8) -> dict[str, Any]:
     """The fleet document (written as fleet.json, embedded in fleet.html)."""
     run_dir = Path(run_dir)
@@ -195,11 +237,16 @@ def build_fleet(run_dir: Path, *, flag_below: float = 0.8) -> dict[str, Any]:
     if not paths:
         raise FileNotFoundError(f"no host reports (*.json) in {run_dir}")
     hosts = [_host_entry(read_host_report(p)) for p in paths]
+    run_id = run_dir.resolve().name
+    rendered = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return {
         "schema": FLEET_SCHEMA,
-        "run_id": run_dir.resolve().name,
-        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run_id": run_id,
+        # The run's time, the same however often it is re-rendered; `rendered` is this rendering.
+        "generated": run_time(run_id, hosts) or rendered,
+        "rendered": rendered,
         "totals": fleet_totals(hosts),
         "comparison": compare_fleet(hosts, flag_below=flag_below),
+        "rma": rma_candidates(hosts),
         "hosts": hosts,
     }

@@ -5,7 +5,9 @@ and name `<check id>[gpu<N>]` (the check id alone for a host-level result), so C
 each GPU's checks under its machine. `failure` / `error` are the blocking results only, so the
 XML agrees with the exit code: an advisory finding is a passing testcase whose system-out starts
 with `advisory failed:`. Each testcase carries `severity`, `status`, `measurements` and
-`framework` as properties.
+`framework` as properties; a GPU's testcases also name the card (`gpu_name`, `gpu_uuid`,
+`gpu_serial`, `gpu_vbios`, `gpu_pci_bus_id`, `driver`, `link_current`, `link_max`) from the
+report's GPU inventory, so a CI dashboard shows which physical card failed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from verify.result import CheckResult, Severity, Status
 
@@ -23,7 +26,34 @@ def testcase_name(item: CheckResult) -> str:
     return item.check_id if item.gpu is None else f"{item.check_id}[gpu{item.gpu}]"
 
 
-def add_testcase(suite: ET.Element, item: CheckResult, *, host: str) -> ET.Element:
+# Inventory key (verify/report/json_report.py gpu_inventory) -> testcase property.
+GPU_PROPERTIES = (
+    ("name", "gpu_name"),
+    ("uuid", "gpu_uuid"),
+    ("serial", "gpu_serial"),
+    ("vbios", "gpu_vbios"),
+    ("pci_bus_id", "gpu_pci_bus_id"),
+    ("driver", "driver"),
+)
+
+
+def _gpu_properties(properties: ET.Element, gpu: dict[str, Any]) -> None:
+    for key, name in GPU_PROPERTIES:
+        if gpu.get(key) is not None:
+            ET.SubElement(properties, "property", name=name, value=str(gpu[key]))
+    for key in ("current", "max"):
+        value = (gpu.get("link") or {}).get(key)
+        if value:
+            ET.SubElement(properties, "property", name=f"link_{key}", value=value)
+
+
+def add_testcase(
+    suite: ET.Element,
+    item: CheckResult,
+    *,
+    host: str,
+    gpus: dict[int, dict[str, Any]] | None = None,
+) -> ET.Element:
     case = ET.SubElement(
         suite,
         "testcase",
@@ -40,6 +70,8 @@ def add_testcase(suite: ET.Element, item: CheckResult, *, host: str) -> ET.Eleme
     if item.framework:
         framework = json.dumps(item.framework, sort_keys=True)
         ET.SubElement(properties, "property", name="framework", value=framework)
+    if item.gpu is not None and gpus and item.gpu in gpus:
+        _gpu_properties(properties, gpus[item.gpu])
     if item.status is Status.SKIPPED:
         ET.SubElement(case, "skipped", message=item.reason)
     elif item.blocking and item.status is Status.FAILED:
@@ -54,13 +86,20 @@ def add_testcase(suite: ET.Element, item: CheckResult, *, host: str) -> ET.Eleme
 
 
 def add_suite(
-    parent: ET.Element, results: Iterable[CheckResult], *, host: str, **attributes: str
+    parent: ET.Element,
+    results: Iterable[CheckResult],
+    *,
+    host: str,
+    gpus: list[dict[str, Any]] | None = None,
+    **attributes: str,
 ) -> ET.Element:
-    """A host's testsuite with its counts; `attributes` adds timestamp, id and the like."""
+    """A host's testsuite with its counts; `gpus` is the report's GPU inventory; `attributes`
+    adds timestamp, id and the like."""
     suite = ET.SubElement(parent, "testsuite", name=host, **attributes)
     results = list(results)
+    by_index = {gpu.get("index"): gpu for gpu in gpus or []}
     for item in results:
-        add_testcase(suite, item, host=host)
+        add_testcase(suite, item, host=host, gpus=by_index)
     tally = {
         "tests": len(results),
         "failures": sum(1 for r in results if r.blocking and r.status is Status.FAILED),
@@ -73,9 +112,16 @@ def add_suite(
     return suite
 
 
-def build(results: list[CheckResult], *, host: str, started: str, duration_s: float) -> ET.Element:
+def build(
+    results: list[CheckResult],
+    *,
+    host: str,
+    started: str,
+    duration_s: float,
+    gpus: list[dict[str, Any]] | None = None,
+) -> ET.Element:
     suites = ET.Element("testsuites", name="labrig.verify")
-    suite = add_suite(suites, results, host=host, hostname=host, timestamp=started)
+    suite = add_suite(suites, results, host=host, gpus=gpus, hostname=host, timestamp=started)
     # The wall time of the run, not the sum of the checks: gathering the facts counts too.
     suite.set("time", f"{duration_s:.3f}")
     return suites
@@ -93,6 +139,7 @@ def write(
     host: str,
     started: str,
     duration_s: float,
+    gpus: list[dict[str, Any]] | None = None,
 ) -> None:
-    root = build(results, host=host, started=started, duration_s=duration_s)
+    root = build(results, host=host, started=started, duration_s=duration_s, gpus=gpus)
     Path(path).write_text(to_xml(root), encoding="utf-8")
