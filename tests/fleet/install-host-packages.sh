@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages the fleet harness and the report tests need on the controller.
+# Debian packages the controller needs: the fleet harness, the report tests, and pci.ids (preflight
+# names GPUs from it).
 # Called by `make setup`. Fast no-op when everything is already installed.
 set -euo pipefail
 
-packages=(debootstrap systemd-container apt-cacher-ng iproute2 zstd openssh-client chromium)
+packages=(debootstrap systemd-container apt-cacher-ng iproute2 zstd openssh-client chromium pci.ids)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -17,6 +17,20 @@ V100 = "0000:3b:00.0 0x10de 0x1db4 0x030200"
 H100 = "0000:17:00.0 0x10de 0x2331 0x030200"
 RTX5090 = "0000:01:00.0 0x10de 0x2b85 0x030000"
 UNKNOWN_NV = "0000:02:00.0 0x10de 0xffff 0x030000"
+RTX_PRO_6000_BLACKWELL = "0000:01:00.0 0x10de 0x2bb1 0x030000"
+# Cards named by the PCI id database alone (no hand table): device id -> (model, capability).
+FROM_PCI_IDS = {
+    "2503": ("GeForce RTX 3060", "8.6"),
+    "24b0": ("RTX A4000", "8.6"),
+    "2786": ("GeForce RTX 4070", "8.9"),
+    "20b7": ("A30 PCIe", "8.0"),
+    "2324": ("H800", "9.0"),
+    "27b8": ("L4", "8.9"),
+    "102d": ("Tesla K80", "3.7"),
+}
+PCI_IDS = Path(__file__).resolve().parents[1] / "fixtures" / "pci_ids"
+DEBIAN_PCI_IDS = str(PCI_IDS / "debian12.ids")
+NEWER_PCI_IDS = str(PCI_IDS / "lab-newer.ids")
 
 CHECKS = [{"ansible.builtin.include_role": {"name": "preflight", "tasks_from": "checks.yml"}}]
 
@@ -42,6 +56,7 @@ def good_debian(cudnn_wheel: str, **overrides) -> dict:
         "cudnn_accept_license": True,
         "cudnn_wheel_file": cudnn_wheel,
         "cudnn_wheel_sha256": "a" * 64,
+        "preflight_pci_ids_file": DEBIAN_PCI_IDS,
     }
     host.update(overrides)
     return host
@@ -54,6 +69,7 @@ def good_ubuntu22(**overrides) -> dict:
         "preflight_secure_boot_output": "SecureBoot disabled",
         "preflight_free_mib": 200000,
         "cudnn_accept_license": True,
+        "preflight_pci_ids_file": DEBIAN_PCI_IDS,
     }
     host.update(overrides)
     return host
@@ -137,7 +153,39 @@ def cases(wheel: str) -> dict[str, tuple[dict, str | None]]:
             good_ubuntu22(labrig_platform=UBUNTU20, cuda_host_compiler="g++-11"),
             "has no g++-11",
         ),
-        "bad_blackwell": (deb(preflight_pci_devices=[RTX5090]), "sm_120 is newer than CUDA 11.8"),
+        "bad_blackwell": (
+            deb(preflight_pci_devices=[RTX5090], preflight_pci_ids_file=NEWER_PCI_IDS),
+            "sm_120 (GeForce RTX 5090) is newer than CUDA 11.8",
+        ),
+        "bad_blackwell_workstation": (
+            deb(
+                preflight_pci_devices=[RTX_PRO_6000_BLACKWELL],
+                preflight_pci_ids_file=NEWER_PCI_IDS,
+            ),
+            "MXNet 1.9.1 cannot use this GPU at all; PyTorch can",
+        ),
+        "ok_blackwell_unknown_to_debians_pci_ids": (
+            deb(preflight_pci_devices=[RTX_PRO_6000_BLACKWELL]),
+            None,
+        ),
+        "ok_blackwell_named_by_the_lab": (
+            deb(
+                preflight_pci_devices=[RTX_PRO_6000_BLACKWELL],
+                preflight_gpu_overrides={
+                    "2bb1": {"model": "RTX PRO 6000", "compute_capability": "8.9"}
+                },
+            ),
+            None,
+        ),
+        "ok_cards_from_the_pci_id_database": (
+            deb(
+                preflight_pci_devices=[
+                    f"0000:{n:02x}:00.0 0x10de 0x{device} 0x030000"
+                    for n, device in enumerate(FROM_PCI_IDS, start=1)
+                ]
+            ),
+            None,
+        ),
         "bad_hopper_cuda117": (
             good_ubuntu22(preflight_pci_devices=[H100], cuda_version="11.7"),
             "sm_90 needs CUDA 11.8",
@@ -220,6 +268,39 @@ def test_unknown_device_gets_empty_compute_capability(matrix_run):
     gpu = matrix_run.value("ok_unknown_device", "preflight_gpus")[0]
     assert gpu["pci_id"] == "10de:ffff"
     assert gpu["compute_capability"] == ""
+
+
+def test_cards_are_named_and_placed_by_the_pci_id_database(matrix_run):
+    gpus = matrix_run.value("ok_cards_from_the_pci_id_database", "preflight_gpus")
+    found = {gpu["pci_id"][5:]: (gpu["model"], gpu["compute_capability"]) for gpu in gpus}
+    assert found == FROM_PCI_IDS
+
+
+def test_a_card_the_database_does_not_know_is_a_warning_naming_it(matrix_run):
+    gpu = matrix_run.value("ok_blackwell_unknown_to_debians_pci_ids", "preflight_gpus")[0]
+    assert (gpu["model"], gpu["compute_capability"]) == ("NVIDIA device 10de:2bb1", "")
+    warning = matrix_run.result(
+        "ok_blackwell_unknown_to_debians_pci_ids",
+        "preflight : Warn about GPUs the PCI id database does not name",
+    )
+    message = warning["results"][0]["msg"]
+    assert "10de:2bb1 at 0000:01:00.0 is not in" in message
+    assert "falls back to archs 60, 70, 75, 80, 86" in message
+    named = matrix_run.value("ok_blackwell_named_by_the_lab", "preflight_gpus")[0]
+    assert (named["model"], named["compute_capability"]) == ("RTX PRO 6000", "8.9")
+
+
+@pytest.mark.skipif(
+    not Path("/usr/share/misc/pci.ids").is_file(), reason="no pci.ids on this controller"
+)
+def test_the_controllers_own_database_names_the_same_cards():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "roles/preflight/filter_plugins"))
+    from pci_ids import labrig_nvidia_pci_names
+
+    names = labrig_nvidia_pci_names(list(FROM_PCI_IDS), "/usr/share/misc/pci.ids")
+    assert all(FROM_PCI_IDS[device][0] in name for device, name in names.items()), names
 
 
 def test_platform_defaults_resolve_per_os(matrix_run):
