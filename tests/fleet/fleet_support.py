@@ -97,8 +97,10 @@ def _keep_output(completed: Completed) -> None:
         return
     Path(folder).mkdir(parents=True, exist_ok=True)
     number = len(list(Path(folder).glob("*.log"))) + 1
-    name = "-".join(arg for arg in completed.args[1:4] if "/" not in arg and "=" not in arg)
-    log = Path(folder) / f"{number:03d}-{name or 'command'}.log"
+    program = Path(completed.args[0]).name
+    words = [arg for arg in completed.args[1:] if not arg.startswith("-") and "=" not in arg]
+    subject = Path(words[0]).stem if words and program != "ssh" else ""
+    log = Path(folder) / f"{number:03d}-{program}-{subject}.log".replace("-.log", ".log")
     head = completed.explain().split("\n", 2)[:2]
     log.write_text("\n".join([*head, completed.output]))
 
