@@ -14,7 +14,7 @@ from typing import Any
 from verify.fleet.history import diff_fleets, format_diff, load_fleet, resolve_run
 from verify.fleet.html import render_html
 from verify.fleet.junit import render_junit
-from verify.fleet.merge import build_fleet
+from verify.fleet.merge import BURN_IN_SUFFIX, build_fleet
 from verify.fleet.summary import render_summary
 
 DEFAULT_REPORTS_DIR = "reports"
@@ -70,8 +70,30 @@ def _render(run_dir: Path, args: argparse.Namespace) -> int:
     return 0 if fleet["totals"]["ok"] else 1
 
 
+def carry_verify_reports(run_dir: Path, source: Path) -> list[str]:
+    """Copy into a burn-in run each burned-in host's verify report from `source` (an earlier
+    run, usually reports/latest), so the fleet report shows the burn-in beside it; files are
+    copied, not referenced, so re-rendering the run later shows the same."""
+    carried = []
+    if not source.is_dir() or source.resolve() == run_dir.resolve():
+        return carried
+    for burn_in in sorted(run_dir.glob(f"*{BURN_IN_SUFFIX}")):
+        host = burn_in.name.removesuffix(BURN_IN_SUFFIX)
+        if (run_dir / f"{host}.json").exists() or not (source / f"{host}.json").is_file():
+            continue
+        for suffix in (".json", ".junit.xml"):
+            if (source / f"{host}{suffix}").is_file():
+                shutil.copy2(source / f"{host}{suffix}", run_dir / f"{host}{suffix}")
+        carried.append(host)
+    return carried
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
+    if args.carry_from:
+        carried = carry_verify_reports(run_dir, Path(args.carry_from))
+        if carried:
+            print(f"verify reports carried from {args.carry_from}: {', '.join(carried)}")
     status = _render(run_dir, args)
     if not args.no_latest:
         update_latest(Path(args.reports_dir) if args.reports_dir else run_dir.parent, run_dir)
@@ -117,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("run_dir")
     merge.add_argument("--reports-dir", help="where `latest` lives (default: RUN_DIR's parent)")
     merge.add_argument("--no-latest", action="store_true", help="leave reports/latest alone")
+    merge.add_argument(
+        "--carry-from",
+        metavar="RUN_DIR",
+        help="burn-in runs: copy each burned-in host's verify report from this earlier run",
+    )
     render_options(merge)
     merge.set_defaults(func=cmd_merge)
 

@@ -14,7 +14,7 @@ from typing import Any
 from verify.fleet.merge import host_model, subject_rows
 
 STATUS_CODES = {"passed": "p", "failed": "f", "error": "e", "skipped": "s"}
-GROUP_ORDER = ("driver", "gpu", "build", "workload")
+GROUP_ORDER = ("driver", "gpu", "build", "workload", "burnin")
 
 
 def _asset(name: str) -> str:

@@ -21,6 +21,8 @@ from verify.result import CheckResult, Status, count_statuses
 
 FLEET_SCHEMA = "labrig.fleet/1"
 MERGED_NAMES = ("fleet.json", "fleet.junit.xml", "fleet.html")
+# `python -m verify burn-in`'s report beside a host's verify report: `<host>.burn-in.json`.
+BURN_IN_SUFFIX = ".burn-in.json"
 
 HOST_OK = "ok"
 HOST_FAILED = "failed"
@@ -38,7 +40,7 @@ def natural_key(text: str) -> list[Any]:
 
 def read_host_report(path: Path) -> dict[str, Any]:
     """One host's report; an unreadable file becomes a suite error instead of stopping the merge."""
-    host = path.name.removesuffix(".json")
+    host = path.name.removesuffix(BURN_IN_SUFFIX).removesuffix(".json")
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(report, dict):
@@ -50,8 +52,37 @@ def read_host_report(path: Path) -> dict[str, Any]:
 
 
 def host_report_paths(run_dir: Path) -> list[Path]:
-    paths = [p for p in run_dir.glob("*.json") if p.name not in MERGED_NAMES]
-    return sorted(paths, key=lambda p: natural_key(p.name))
+    """Each host's report: its verify report, else (a host only burned in) its burn-in's."""
+    paths = {
+        p.name.removesuffix(".json"): p
+        for p in run_dir.glob("*.json")
+        if p.name not in MERGED_NAMES and not p.name.endswith(BURN_IN_SUFFIX)
+    }
+    for path in run_dir.glob(f"*{BURN_IN_SUFFIX}"):
+        paths.setdefault(path.name.removesuffix(BURN_IN_SUFFIX), path)
+    return sorted(paths.values(), key=lambda p: natural_key(p.name))
+
+
+def with_burn_in(report: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A host's verify report with its burn-in beside it: the burn-in's checks join the host's
+    (so its state, the grid and the RMA table count them) and `burn_in` summarises the run."""
+    from verify.burn_in.report import burn_in_summary
+
+    if path.name.endswith(BURN_IN_SUFFIX):
+        burn_in = report
+        host = path.name.removesuffix(BURN_IN_SUFFIX)
+    else:
+        host = path.name.removesuffix(".json")
+        burn_path = path.with_name(f"{host}{BURN_IN_SUFFIX}")
+        if not burn_path.exists():
+            return report
+        burn_in = read_host_report(burn_path)
+        report = dict(report)
+        report["checks"] = [*(report.get("checks") or []), *(burn_in.get("checks") or [])]
+        report["exit_code"] = max(report.get("exit_code") or 0, burn_in.get("exit_code") or 0)
+    report["burn_in"] = burn_in_summary(burn_in)
+    report["host"] = report.get("host") or host
+    return report
 
 
 def first_failure(checks: list[CheckResult]) -> CheckResult | None:
@@ -163,6 +194,7 @@ def _host_entry(report: dict[str, Any]) -> dict[str, Any]:
         "suite_error": report.get("suite_error"),
         "counts": count_statuses(checks),
         "checks": [c.to_dict() for c in checks],
+        **({"burn_in": report["burn_in"]} if report.get("burn_in") else {}),
     }
 
 
@@ -236,7 +268,7 @@ def build_fleet(run_dir: Path, *, flag_below: float = 0.8) -> dict[str, Any]:
     paths = host_report_paths(run_dir)
     if not paths:
         raise FileNotFoundError(f"no host reports (*.json) in {run_dir}")
-    hosts = [_host_entry(read_host_report(p)) for p in paths]
+    hosts = [_host_entry(with_burn_in(read_host_report(p), p)) for p in paths]
     run_id = run_dir.resolve().name
     rendered = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return {

@@ -171,10 +171,33 @@ def render_summary(
     if hidden:
         out.append(f"({hidden} passing GPU rows folded into their hosts: --gpu-rows all)")
     out.extend(cut(line, width) for line in _slow_gpu_lines(fleet))
+    out.extend(cut(line, width) for line in burn_in_lines(fleet))
     out.extend(cut(line, width) for line in totals_line(fleet).split("\n"))
     if report_path:
         out.append(cut(f"report: {report_path}", width))
     return "\n".join(out) + "\n"
+
+
+def burn_in_lines(fleet: dict[str, Any]) -> list[str]:
+    """One line per burned-in host: its verdict, how long it ran, and the first failure."""
+    lines = []
+    for host in fleet["hosts"]:
+        burn_in = host.get("burn_in")
+        if not burn_in:
+            continue
+        counts = burn_in.get("counts") or {}
+        ran = (burn_in.get("duration_s") or 0) / 60
+        verdict = "ok" if burn_in.get("ok") else "FAILED"
+        line = (
+            f"burn-in {host['host']}: {verdict}, {ran:.2f} of {burn_in.get('minutes')} min, "
+            f"{counts.get('passed', 0)} passed, {counts.get('failed', 0)} failed"
+        )
+        first = burn_in.get("first_failure")
+        if first:
+            where = "" if first.get("gpu") is None else f" gpu{first['gpu']}"
+            line += f": {first['check_id']}{where}: {first['reason']}"
+        lines.append(line)
+    return lines
 
 
 def _slow_gpu_lines(fleet: dict[str, Any]) -> list[str]:

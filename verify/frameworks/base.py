@@ -186,5 +186,9 @@ class FrameworkAdapter(abc.ABC):
     @abc.abstractmethod
     def synchronize(self, device: Device) -> None: ...
 
+    def memory_info(self, device: Device) -> tuple[int, int] | None:
+        """(free, total) bytes of the device's memory; None where the framework cannot say."""
+        return None
+
     @abc.abstractmethod
     def train_mlp(self, recipe: MlpRecipe, device: Device) -> TrainedMlp: ...

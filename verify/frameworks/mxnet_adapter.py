@@ -101,6 +101,12 @@ class MXNetAdapter(FrameworkAdapter):
     def synchronize(self, device: Device) -> None:
         self.module().nd.waitall()
 
+    def memory_info(self, device: Device) -> tuple[int, int] | None:
+        if device.gpu is None:
+            return None
+        free, total = self.module().context.gpu_memory_info(device.gpu)
+        return int(free), int(total)
+
     def train_mlp(self, recipe: MlpRecipe, device: Device) -> TrainedMlp:
         """The seed's network and `mx.model.FeedForward` training, from the recipe's weights.
 

@@ -100,6 +100,12 @@ class TorchAdapter(FrameworkAdapter):
         if device.gpu is not None:
             self.module().cuda.synchronize(device.native)
 
+    def memory_info(self, device: Device) -> tuple[int, int] | None:
+        if device.gpu is None:
+            return None
+        free, total = self.module().cuda.mem_get_info(device.native)
+        return int(free), int(total)
+
     def train_mlp(self, recipe: MlpRecipe, device: Device) -> TrainedMlp:
         """The seed's MLP in torch: Linear → sigmoid → Linear, softmax cross-entropy (mean over
         the batch, as MXNet's SoftmaxOutput with FeedForward's rescale_grad=1/batch), SGD with

@@ -1,0 +1,304 @@
+"""Burn-in: every verdict can fail (fault injection through the real CPU worker, and recorded
+series for the NVML verdicts), the orchestration runs end to end on the CPU, and a stopped run
+still writes what it measured."""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from verify.burn_in import dcgm, plots, verdicts
+from verify.burn_in.cli import main as burn_in_main
+from verify.burn_in.sampling import XidWatch
+from verify.burn_in.series import DeviceRecord, columns, rows
+from verify.burn_in.worker import Worker, WorkerSpec, mismatch_ranges, pattern
+from verify.fleet.__main__ import main as fleet_main
+from verify.result import Status
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "burn_in"
+
+
+def fixture_record(name: str) -> DeviceRecord:
+    return DeviceRecord.from_dict(json.loads((FIXTURES / name).read_text()))
+
+
+def cpu_worker(framework: str, seconds: float, **inject) -> Worker:
+    spec = WorkerSpec(
+        key="cpu",
+        framework=framework,
+        gpu=None,
+        ordinal=None,
+        deadline=time.time() + seconds,
+        size=64,
+        check_every=2,
+        memory_bytes=2 * 2**20,
+        memory_share=0.8,
+        copy_bytes=2**16,
+        cycle_s=max(0.3, seconds / 3),
+        inject=inject,
+    )
+    worker = Worker(spec, queue.Queue(), threading.Event())
+    worker.run()
+    return worker
+
+
+def record_of(worker: Worker) -> DeviceRecord:
+    record = DeviceRecord(gpu=None, label="cpu")
+    record.gemm, record.memory, record.copies = worker.gemm, worker.memory, worker.copies
+    return record
+
+
+@pytest.mark.parametrize("framework", ["mxnet", "torch"])
+def test_cpu_worker_clean_run_passes(framework):
+    record = record_of(cpu_worker(framework, 1.5))
+    assert verdicts.judge_gemm(record).status is Status.PASSED
+    assert verdicts.judge_memory(record).status is Status.PASSED
+    assert verdicts.judge_copies(record).status is Status.PASSED
+    assert record.gemm["comparisons"] >= 1 and record.memory["passes"]
+
+
+def test_corrupted_gemm_result_at_iteration_k_fails_naming_it():
+    record = record_of(cpu_worker("torch", 1.0, gemm=3))
+    record.gpu, record.uuid = 0, "GPU-test"
+    judgement = verdicts.judge_gemm(record)
+    assert judgement.status is Status.FAILED
+    assert "silent data corruption on GPU 0 (GPU-test)" in judgement.reason
+    assert "iteration 3 " in judgement.reason and "in 1 of 4096 elements" in judgement.reason
+
+
+def test_memory_mismatch_fails_with_the_address_range():
+    record = record_of(cpu_worker("torch", 1.5, memory=True))
+    judgement = verdicts.judge_memory(record)
+    assert judgement.status is Status.FAILED
+    assert "bytes 0x14-0x17" in judgement.reason and "1 words differ" in judgement.reason
+
+
+def test_patterns_and_ranges():
+    assert pattern("walking_ones", 0, 33, 0, 1).tolist()[:3] == [1, 2, 4]
+    assert pattern("walking_ones", 0, 33, 0, 1)[32] == 1
+    assert pattern("address", 10, 2, 0, 1).tolist() == [40, 44]
+    assert (pattern("random", 0, 8, 2, 5) == pattern("random", 0, 8, 2, 5)).all()
+    got = pattern("address", 0, 16, 0, 1)
+    got[3] ^= 1
+    got[9] ^= 1
+    assert mismatch_ranges(got, pattern("address", 0, 16, 0, 1), 4096) == [
+        {"start": 4096 + 12, "end": 4096 + 39, "words": 2}
+    ]
+
+
+def test_sustained_thermal_slowdown_fails():
+    judgement = verdicts.judge_thermal(fixture_record("thermal_slowdown.json"))
+    assert judgement.status is Status.FAILED
+    assert "HW thermal slowdown" in judgement.reason
+    assert judgement.measurements["slowdown_share"] > verdicts.SLOWDOWN_SHARE_LIMIT
+
+
+def test_temperature_at_the_slowdown_threshold_fails():
+    record = fixture_record("power_capped.json")
+    record.samples[30]["temperature_c"] = 93
+    judgement = verdicts.judge_thermal(record)
+    assert judgement.status is Status.FAILED and "slowdown threshold (93 °C)" in judgement.reason
+
+
+def test_link_dropping_to_x4_under_load_fails():
+    judgement = verdicts.judge_pcie(fixture_record("link_x4.json"))
+    assert judgement.status is Status.FAILED
+    assert "Gen4 x16 to Gen4 x4" in judgement.reason and "30 s" in judgement.reason
+
+
+def test_power_capping_is_reported_not_failed():
+    record = fixture_record("power_capped.json")
+    clocks = verdicts.judge_clocks(record)
+    assert clocks.status is Status.PASSED and "power limit (350.0 W)" in clocks.reason
+    assert verdicts.judge_thermal(record).status is Status.PASSED
+
+
+def test_low_clock_under_load_is_flagged_advisory():
+    record = fixture_record("thermal_slowdown.json")
+    for sample in record.samples:
+        sample["sm_clock_mhz"] = 900
+    assert verdicts.judge_clocks(record).status is Status.FAILED
+    results = verdicts.judge_device(record)
+    clocks = next(r for r in results if r.check_id == "burnin.clocks")
+    assert not clocks.blocking
+
+
+def test_new_uncorrectable_ecc_fails():
+    record = fixture_record("power_capped.json")
+    record.samples[-1]["ecc_uncorrected"] = 2
+    assert verdicts.judge_ecc(record).status is Status.FAILED
+
+
+def test_new_xid_in_the_kernel_log_fails_old_one_does_not():
+    logs = iter(
+        [
+            (FIXTURES / "kern-before.log").read_text().splitlines(),
+            (FIXTURES / "kern-after.log").read_text().splitlines(),
+        ]
+    )
+    watch = XidWatch(lambda: {"value": {"lines": next(logs)}})
+    watch.start()
+    watch.poll()
+    record = fixture_record("power_capped.json")
+    record.xid_lines = watch.lines_for(record.pci_bus_id)
+    judgement = verdicts.judge_xid(record)
+    assert judgement.status is Status.FAILED and "Xid 79" in judgement.reason
+    assert "Xid 13" not in judgement.reason
+    assert watch.lines_for("0000:3b:00.0") == []
+
+
+def test_unreadable_kernel_log_is_skipped_not_passed():
+    watch = XidWatch(lambda: {"error": "PermissionError"})
+    watch.start()
+    record = fixture_record("power_capped.json")
+    record.xid_lines = watch.lines_for(record.pci_bus_id)
+    assert verdicts.judge_xid(record).status is Status.SKIPPED
+
+
+def test_series_columns_round_trip():
+    record = fixture_record("link_x4.json")
+    assert rows(columns(record.samples)) == record.samples
+    assert DeviceRecord.from_dict(record.to_dict()) == record
+
+
+def test_dcgm_absent_present_and_failing():
+    assert dcgm.run_diag(2, which=lambda _name: None) == {"present": False, "level": 2}
+
+    class Proc:
+        returncode = 0
+        stderr = ""
+        stdout = json.dumps(
+            {
+                "category": [
+                    {
+                        "tests": [
+                            {"test_name": "Memory", "status": "Pass"},
+                            {"test_name": "PCIe", "status": "Fail", "warnings": "x4"},
+                        ]
+                    }
+                ]
+            }
+        )
+
+    seen = {}
+
+    def run(argv, **_kw):
+        seen["argv"] = argv
+        return Proc()
+
+    result = dcgm.run_diag(3, which=lambda _name: "/usr/bin/dcgmi", run=run)
+    assert seen["argv"] == ["/usr/bin/dcgmi", "diag", "-r", "3", "-j"]
+    assert result["tests"] == 2 and result["failed"][0].startswith("PCIe")
+    assert verdicts.judge_dcgm(result).status is Status.FAILED
+    assert verdicts.judge_dcgm({"present": False}).status is Status.SKIPPED
+
+
+def test_cli_cpu_run_end_to_end_with_injected_corruption(tmp_path, capsys):
+    report_path = tmp_path / "ws.burn-in.json"
+    html_path = tmp_path / "ws.burn-in.html"
+    code = burn_in_main(
+        [
+            "--minutes", "0.05", "--cpu-only", "--framework", "torch", "--host", "ws",
+            "--json", str(report_path), "--html", str(html_path), "--size", "48",
+            "--memory-mib", "1", "--inject", "gemm=4", "--expectations-dir", str(tmp_path),
+        ]
+    )  # fmt: skip
+    assert code == 1
+    report = json.loads(report_path.read_text())
+    assert report["schema"] == "labrig.burn-in/1" and report["mode"] == "cpu-only"
+    checks = {c["check_id"]: c for c in report["checks"]}
+    assert checks["burnin.gemm"]["status"] == "failed"
+    assert checks["burnin.run"]["status"] == "passed"
+    assert checks["burnin.memory"]["status"] == "passed"
+    device = report["burn_in"]["devices"][0]
+    assert device["gemm_series"]["t"] and device["gemm_series"]["tflops"]
+    page = html_path.read_text()
+    assert page.count("<svg") == 4 and "http://" not in page.replace(
+        'xmlns="http://www.w3.org/2000/svg"', ""
+    )
+
+
+def test_minutes_must_be_positive(capsys):
+    for bad in ("0", "-1", "abc", "nan"):
+        with pytest.raises(SystemExit) as stop:
+            burn_in_main(["--minutes", bad, "--cpu-only"])
+        assert stop.value.code == 2
+
+
+@pytest.mark.parametrize("signame", ["SIGHUP", "SIGINT"])
+def test_stopped_run_stops_the_load_and_writes_partial_results(tmp_path, signame):
+    report = tmp_path / "partial.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "verify", "burn-in", "--minutes", "2", "--cpu-only",
+         "--framework", "torch", "--json", str(report), "--size", "64", "--memory-mib", "1",
+         "--expectations-dir", str(tmp_path), "--no-color"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 60
+    line = ""
+    while "under load" not in line and time.time() < deadline:
+        line = proc.stdout.readline()
+    time.sleep(1.5)
+    began = time.time()
+    proc.send_signal(getattr(signal, signame))
+    output, _ = proc.communicate(timeout=60)
+    assert time.time() - began < 20, output
+    assert proc.returncode == 1, output
+    data = json.loads(report.read_text())
+    run = next(c for c in data["checks"] if c["check_id"] == "burnin.run")
+    assert run["status"] == "failed" and f"stopped by {signame}" in run["reason"]
+    assert data["burn_in"]["interrupted"] == signame
+    assert data["burn_in"]["devices"][0]["gemm"]["iterations"] > 1
+    # No worker outlives the run.
+    children = subprocess.run(
+        ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False
+    )
+    assert not children.stdout.strip()
+
+
+def test_fleet_report_shows_burn_in_beside_verify(tmp_path):
+    earlier, run = tmp_path / "20261127T100000Z", tmp_path / "20261127T110000Z"
+    earlier.mkdir()
+    run.mkdir()
+    source = ROOT / "tests" / "fixtures" / "reports" / "20261127T102233Z" / "synthetic-ws01.json"
+    (earlier / "synthetic-ws01.json").write_text(source.read_text())
+    device = json.loads((FIXTURES / "link_x4.json").read_text())
+    record = DeviceRecord.from_dict(device)
+    results = verdicts.judge(
+        {"minutes": 1, "duration_s": 60.0, "devices": 1}, [record], {"present": False}
+    )
+    burn_in = {
+        "schema": "labrig.burn-in/1",
+        "host": "synthetic-ws01",
+        "started": "2026-11-27T11:00:00+00:00",
+        "checks": [r.to_dict() for r in results],
+        "exit_code": 1,
+        "burn_in": {"minutes": 1, "duration_s": 60.0, "devices": [device]},
+    }
+    (run / "synthetic-ws01.burn-in.json").write_text(json.dumps(burn_in))
+    assert fleet_main(["merge", str(run), "--carry-from", str(earlier), "--width", "100"]) == 1
+    fleet = json.loads((run / "fleet.json").read_text())
+    (host,) = fleet["hosts"]
+    ids = [c["check_id"] for c in host["checks"]]
+    assert "gpu.ecc" in ids and "burnin.pcie" in ids
+    assert host["burn_in"]["ok"] is False
+    assert host["burn_in"]["first_failure"]["check_id"] == "burnin.pcie"
+    assert any(r["check_id"] == "burnin.pcie" for r in fleet["rma"]) or fleet["rma"]
+    assert '"burnin"' in (run / "fleet.html").read_text()
+    assert (tmp_path / "latest").resolve() == run.resolve()
+
+
+def test_plot_of_a_series_is_inline_svg():
+    record = fixture_record("thermal_slowdown.json").to_dict()
+    charts = plots.device_charts(record)
+    assert charts.count("<svg") == 4 and "polyline" in charts
+    assert "not sampled" in plots.svg_chart([], [], "power", "W")

@@ -1,0 +1,95 @@
+"""Per-GPU plots of a burn-in as one self-contained HTML page: inline SVG, no script, no
+network, so it opens from a mail attachment or an air-gapped lab share."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+WIDTH, HEIGHT, PAD = 360, 140, 34
+CHARTS = (
+    ("series", "temperature_c", "temperature", "°C"),
+    ("series", "power_w", "power", "W"),
+    ("series", "sm_clock_mhz", "SM clock", "MHz"),
+    ("gemm_series", "tflops", "GEMM rate", "TFLOPS"),
+)
+
+
+def svg_chart(times: list[float], values: list[Any], title: str, unit: str) -> str:
+    points = [
+        (t, v) for t, v in zip(times, values, strict=False) if v is not None and t is not None
+    ]
+    label = html.escape(f"{title} ({unit})")
+    if not points:
+        return (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" role="img">'
+            f'<text x="8" y="18" font-size="12">{label}: not sampled</text></svg>'
+        )
+    t0, t1 = min(p[0] for p in points), max(p[0] for p in points)
+    low, high = min(p[1] for p in points), max(p[1] for p in points)
+    if high == low:
+        high, low = high + 1, low - 1 if low > 0 else 0
+    span_t = (t1 - t0) or 1.0
+
+    def x(t: float) -> float:
+        return PAD + (t - t0) / span_t * (WIDTH - PAD - 8)
+
+    def y(v: float) -> float:
+        return HEIGHT - 20 - (v - low) / (high - low) * (HEIGHT - 44)
+
+    path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" role="img" '
+        f'aria-label="{label}">'
+        f'<text x="8" y="16" font-size="12">{label}</text>'
+        f'<text x="2" y="{y(high) + 4:.1f}" font-size="9">{high:g}</text>'
+        f'<text x="2" y="{y(low) + 4:.1f}" font-size="9">{low:g}</text>'
+        f'<text x="{PAD}" y="{HEIGHT - 4}" font-size="9">{t0:.0f} s</text>'
+        f'<text x="{WIDTH - 40}" y="{HEIGHT - 4}" font-size="9">{t1:.0f} s</text>'
+        f'<rect x="{PAD}" y="24" width="{WIDTH - PAD - 8}" height="{HEIGHT - 44}" fill="none" '
+        'stroke="#ccc"/>'
+        f'<polyline fill="none" stroke="#1f6feb" stroke-width="1.5" points="{path}"/></svg>'
+    )
+
+
+def device_charts(device: dict[str, Any]) -> str:
+    charts = []
+    for block, key, title, unit in CHARTS:
+        series = device.get(block) or {}
+        charts.append(svg_chart(series.get("t") or [], series.get(key) or [], title, unit))
+    return "".join(charts)
+
+
+def render_page(report: dict[str, Any]) -> str:
+    burn_in = report.get("burn_in") or {}
+    host = html.escape(str(report.get("host")))
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>labrig burn-in {host}</title>",
+        "<style>body{font:14px system-ui,sans-serif;margin:1.5em}svg{margin:4px;border:1px "
+        "solid #eee}td,th{padding:2px 8px;text-align:left}.failed,.error{color:#b00}</style>",
+        f"</head><body><h1>burn-in {host}</h1>",
+        f"<p>{html.escape(str(report.get('started')))}, {burn_in.get('minutes')} min asked, "
+        f"{(burn_in.get('duration_s') or 0) / 60:.2f} min ran"
+        + (
+            f", stopped by {html.escape(str(burn_in['interrupted']))}"
+            if burn_in.get("interrupted")
+            else ""
+        )
+        + "</p><table><tr><th>check</th><th>gpu</th><th>status</th><th>reason</th></tr>",
+    ]
+    for check in report.get("checks") or []:
+        status = html.escape(check["status"])
+        parts.append(
+            f"<tr class='{status}'><td>{html.escape(check['check_id'])}</td>"
+            f"<td>{'' if check.get('gpu') is None else check['gpu']}</td><td>{status}</td>"
+            f"<td>{html.escape(check['reason'])}</td></tr>"
+        )
+    parts.append("</table>")
+    for device in burn_in.get("devices") or []:
+        name = " ".join(
+            str(x) for x in (device.get("label"), device.get("name"), device.get("uuid")) if x
+        )
+        parts.append(f"<h2>{html.escape(name)}</h2><div>{device_charts(device)}</div>")
+    parts.append("</body></html>\n")
+    return "".join(parts)
