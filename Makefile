@@ -15,6 +15,8 @@ OPEN ?=
 KEEP ?=
 CPU_ONLY ?=
 FRAMEWORK ?=
+MINUTES ?=
+DCGM_LEVEL ?=
 # Operator values reach a shell: any that could end a quote or start a command is refused before
 # make expands anything (exit 2). $(value) reads the raw text, so a $(shell ...) in it never runs.
 quote := '
@@ -34,7 +36,7 @@ refuse_unsafe = $(foreach char,$2,$(if $(findstring $($(char)),$(value $1)),$(er
   $1: a value with $($(char)) is refused: it could run shell code)))$(if \
   $(findstring $(newline),$(value $1)),$(error $1: a value with a newline is refused: it could run shell code))
 # Recipes single-quote every value but ARGS, which is split into words on purpose.
-$(foreach var,HOST INVENTORY FRAMEWORK RUN CPU_ONLY OPEN KEEP,$(call refuse_unsafe,$(var),quote dquote \
+$(foreach var,HOST INVENTORY FRAMEWORK RUN CPU_ONLY OPEN KEEP MINUTES DCGM_LEVEL,$(call refuse_unsafe,$(var),quote dquote \
   semi dollar backtick))
 $(call refuse_unsafe,ARGS,quote dquote semi dollar backtick pipe amp lt gt)
 
@@ -117,6 +119,27 @@ check: _inventory ## dry run of provision with --check --diff: what would change
 verify: _inventory ## verify HOST (or every host; no inventory: this machine), print the fleet report
 	$(PLAYBOOK) playbooks/verify.yml $(VERIFY_VARS) $(ARGS)
 endif
+
+.PHONY: burn-in bench-burn-in _burn_in_args
+BURN_IN_VARS = -e verify_burn_in_minutes='$(MINUTES)' $(if $(DCGM_LEVEL),-e verify_dcgm_level=$(DCGM_LEVEL),)
+
+_burn_in_args:
+	@[[ '$(MINUTES)' =~ ^[0-9]*\.?[0-9]+$$ ]] && awk 'BEGIN { exit !($(MINUTES) > 0) }' || { \
+	  echo "error: MINUTES=$(MINUTES): give the burn-in's length in minutes, a positive number (10, 0.5)" >&2; exit 2; }
+	@[[ -z '$(DCGM_LEVEL)' || '$(DCGM_LEVEL)' =~ ^[23]$$ ]] || { \
+	  echo "error: DCGM_LEVEL=$(DCGM_LEVEL): dcgmi diag runs level 2 (default) or 3" >&2; exit 2; }
+
+ifeq ($(NO_INVENTORY),1)
+burn-in: _burn_in_args
+	$(BIN)/python -m verify burn-in --minutes '$(MINUTES)' $(if $(CPU_ONLY),--cpu-only,) \
+	  $(if $(FRAMEWORK),--framework '$(FRAMEWORK)',) $(if $(DCGM_LEVEL),--dcgm-level '$(DCGM_LEVEL)',)
+else
+burn-in: _burn_in_args _inventory ## MINUTES of full load on every GPU of HOST, beside verify in the fleet report
+	$(PLAYBOOK) playbooks/burn-in.yml $(VERIFY_VARS) $(BURN_IN_VARS) $(ARGS)
+endif
+
+bench-burn-in: ## the burn-in sampler's overhead on GEMM throughput (one run, CPU here)
+	$(BIN)/python benchmarks/burn_in_sampler.py
 
 report: ## re-render the latest fleet report (RUN=<id> for an older one; OPEN=1 opens it)
 	$(BIN)/python -m verify.fleet report --width 80 $(if $(RUN),--run '$(RUN)',)

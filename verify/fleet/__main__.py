@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="burn-in runs: copy each burned-in host's verify report from this earlier run",
     )
+    merge.add_argument("--no-carry", dest="carry_from", action="store_const", const=None)
     render_options(merge)
     merge.set_defaults(func=cmd_merge)
 
