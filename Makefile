@@ -17,6 +17,8 @@ CPU_ONLY ?=
 FRAMEWORK ?=
 MINUTES ?=
 DCGM_LEVEL ?=
+SRC ?=
+OUT ?=
 # Operator values reach a shell: any that could end a quote or start a command is refused before
 # make expands anything (exit 2). $(value) reads the raw text, so a $(shell ...) in it never runs.
 quote := '
@@ -36,7 +38,7 @@ refuse_unsafe = $(foreach char,$2,$(if $(findstring $($(char)),$(value $1)),$(er
   $1: a value with $($(char)) is refused: it could run shell code)))$(if \
   $(findstring $(newline),$(value $1)),$(error $1: a value with a newline is refused: it could run shell code))
 # Recipes single-quote every value but ARGS, which is split into words on purpose.
-$(foreach var,HOST INVENTORY FRAMEWORK RUN CPU_ONLY OPEN KEEP MINUTES DCGM_LEVEL,$(call refuse_unsafe,$(var),quote dquote \
+$(foreach var,HOST INVENTORY FRAMEWORK RUN CPU_ONLY OPEN KEEP MINUTES DCGM_LEVEL SRC OUT,$(call refuse_unsafe,$(var),quote dquote \
   semi dollar backtick))
 $(call refuse_unsafe,ARGS,quote dquote semi dollar backtick pipe amp lt gt)
 
@@ -50,7 +52,7 @@ PLAYBOOK = $(BIN)/ansible-playbook -i '$(INVENTORY)' $(LIMIT)
 VERIFY_VARS = $(if $(CPU_ONLY),-e verify_cpu_only=true,) $(if $(FRAMEWORK),-e verify_framework=$(FRAMEWORK),)
 
 .PHONY: help setup test lint unit docs fleet-test provision check verify report demo fleet-up fleet-down \
-	bench-verify bench-fleet _inventory
+	bench-verify bench-fleet mxnet-archive _inventory
 
 help: ## this list
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -140,6 +142,10 @@ endif
 
 bench-burn-in: ## the burn-in sampler's overhead on GEMM throughput (one run, CPU here)
 	$(BIN)/python benchmarks/burn_in_sampler.py
+
+mxnet-archive: ## offline MXNet source archive from a recursive 1.9.1 checkout: SRC=<checkout> [OUT=artifacts]
+	@[ -n '$(SRC)' ] || { echo "error: SRC=<a recursive git checkout of MXNet 1.9.1> is required" >&2; exit 2; }
+	$(BIN)/python scripts/mxnet_archive.py '$(SRC)' $(if $(OUT),--out '$(OUT)',)
 
 report: ## re-render the latest fleet report (RUN=<id> for an older one; OPEN=1 opens it)
 	$(BIN)/python -m verify.fleet report --width 80 $(if $(RUN),--run '$(RUN)',)
