@@ -285,7 +285,7 @@ def test_fleet_report_shows_burn_in_beside_verify(tmp_path):
         "burn_in": {"minutes": 1, "duration_s": 60.0, "devices": [device]},
     }
     (run / "synthetic-ws01.burn-in.json").write_text(json.dumps(burn_in))
-    assert fleet_main(["merge", str(run), "--carry-from", str(earlier), "--width", "100"]) == 1
+    assert fleet_main(["merge", str(run), "--carry-from", str(tmp_path), "--width", "100"]) == 1
     fleet = json.loads((run / "fleet.json").read_text())
     (host,) = fleet["hosts"]
     ids = [c["check_id"] for c in host["checks"]]

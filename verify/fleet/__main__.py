@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from verify.fleet.history import diff_fleets, format_diff, load_fleet, resolve_run
+from verify.fleet.history import diff_fleets, format_diff, list_runs, load_fleet, resolve_run
 from verify.fleet.html import render_html
 from verify.fleet.junit import render_junit
 from verify.fleet.merge import BURN_IN_SUFFIX, build_fleet
@@ -70,21 +70,28 @@ def _render(run_dir: Path, args: argparse.Namespace) -> int:
     return 0 if fleet["totals"]["ok"] else 1
 
 
-def carry_verify_reports(run_dir: Path, source: Path) -> list[str]:
-    """Copy into a burn-in run each burned-in host's verify report from `source` (an earlier
-    run, usually reports/latest), so the fleet report shows the burn-in beside it; files are
-    copied, not referenced, so re-rendering the run later shows the same."""
+def carry_verify_reports(run_dir: Path, reports_dir: Path) -> list[str]:
+    """Copy into a burn-in run each burned-in host's newest verify report from the earlier runs
+    in `reports_dir`, so the fleet report shows the burn-in beside it. Searched per host, not
+    taken from `latest`: another run may have moved it since. Copied, not referenced, so
+    re-rendering the run later shows the same."""
     carried = []
-    if not source.is_dir() or source.resolve() == run_dir.resolve():
-        return carried
+    earlier = [
+        reports_dir / run
+        for run in reversed(list_runs(reports_dir))
+        if (reports_dir / run).resolve() != run_dir.resolve()
+    ]
     for burn_in in sorted(run_dir.glob(f"*{BURN_IN_SUFFIX}")):
         host = burn_in.name.removesuffix(BURN_IN_SUFFIX)
-        if (run_dir / f"{host}.json").exists() or not (source / f"{host}.json").is_file():
+        if (run_dir / f"{host}.json").exists():
+            continue
+        source = next((run for run in earlier if (run / f"{host}.json").is_file()), None)
+        if source is None:
             continue
         for suffix in (".json", ".junit.xml"):
             if (source / f"{host}{suffix}").is_file():
                 shutil.copy2(source / f"{host}{suffix}", run_dir / f"{host}{suffix}")
-        carried.append(host)
+        carried.append(f"{host} (from {source.name})")
     return carried
 
 
@@ -93,7 +100,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     if args.carry_from:
         carried = carry_verify_reports(run_dir, Path(args.carry_from))
         if carried:
-            print(f"verify reports carried from {args.carry_from}: {', '.join(carried)}")
+            print(f"verify reports carried into this burn-in run: {', '.join(carried)}")
     status = _render(run_dir, args)
     if not args.no_latest:
         update_latest(Path(args.reports_dir) if args.reports_dir else run_dir.parent, run_dir)
@@ -141,8 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--no-latest", action="store_true", help="leave reports/latest alone")
     merge.add_argument(
         "--carry-from",
-        metavar="RUN_DIR",
-        help="burn-in runs: copy each burned-in host's verify report from this earlier run",
+        metavar="REPORTS_DIR",
+        help="burn-in runs: copy each burned-in host's newest verify report from the runs here",
     )
     merge.add_argument("--no-carry", dest="carry_from", action="store_const", const=None)
     render_options(merge)
