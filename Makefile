@@ -19,6 +19,8 @@ MINUTES ?=
 DCGM_LEVEL ?=
 SRC ?=
 OUT ?=
+BATCH ?=
+MAX_FAIL ?=
 # Operator values reach a shell: any that could end a quote or start a command is refused before
 # make expands anything (exit 2). $(value) reads the raw text, so a $(shell ...) in it never runs.
 quote := '
@@ -38,8 +40,8 @@ refuse_unsafe = $(foreach char,$2,$(if $(findstring $($(char)),$(value $1)),$(er
   $1: a value with $($(char)) is refused: it could run shell code)))$(if \
   $(findstring $(newline),$(value $1)),$(error $1: a value with a newline is refused: it could run shell code))
 # Recipes single-quote every value but ARGS, which is split into words on purpose.
-$(foreach var,HOST INVENTORY FRAMEWORK RUN CPU_ONLY OPEN KEEP MINUTES DCGM_LEVEL SRC OUT,$(call refuse_unsafe,$(var),quote dquote \
-  semi dollar backtick))
+$(foreach var,HOST INVENTORY FRAMEWORK RUN CPU_ONLY OPEN KEEP BATCH MAX_FAIL MINUTES DCGM_LEVEL SRC OUT,$(call refuse_unsafe,$(var),quote \
+  dquote semi dollar backtick))
 $(call refuse_unsafe,ARGS,quote dquote semi dollar backtick pipe amp lt gt)
 
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
@@ -50,9 +52,12 @@ LIMIT = $(if $(HOST),--limit '$(HOST)',)
 NO_INVENTORY := $(if $(filter file,$(origin INVENTORY)),$(if $(wildcard $(INVENTORY)),,1),)
 PLAYBOOK = $(BIN)/ansible-playbook -i '$(INVENTORY)' $(LIMIT)
 VERIFY_VARS = $(if $(CPU_ONLY),-e verify_cpu_only=true,) $(if $(FRAMEWORK),-e verify_framework=$(FRAMEWORK),)
+# Rollouts: hosts in batches (a count, a percentage, or a list of them: 1,25%,100%), and how many
+# per cent of a batch may fail before the rollout stops (a batch that fails whole always stops it).
+ROLLOUT_VARS = $(if $(BATCH),-e 'labrig_batch=$(BATCH)',) $(if $(MAX_FAIL),-e 'labrig_max_fail=$(MAX_FAIL)',)
 
 .PHONY: help setup test lint unit docs fleet-test provision check verify report demo fleet-up fleet-down \
-	bench-verify bench-fleet mxnet-archive _inventory
+	bench-verify bench-fleet mxnet-archive _inventory _rollout
 
 help: ## this list
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -96,6 +101,12 @@ _inventory:
 	      echo "error: HOST=$$pattern is not a host or group in $(INVENTORY); known hosts: $$known" >&2; exit 2; fi; \
 	  done; fi
 
+_rollout:
+	@[[ -z '$(BATCH)' || '$(BATCH)' =~ ^[1-9][0-9]*%?(,[1-9][0-9]*%?)*$$ ]] || { \
+	  echo "error: BATCH=$(BATCH): give a number of hosts (1), a percentage (25%) or a list of them (1,25%,100%)" >&2; exit 2; }
+	@[[ -z '$(MAX_FAIL)' || '$(MAX_FAIL)' =~ ^([0-9]|[1-9][0-9]|100)$$ ]] || { \
+	  echo "error: MAX_FAIL=$(MAX_FAIL): give the percentage of a batch that may fail (0-100)" >&2; exit 2; }
+
 ifeq ($(NO_INVENTORY),1)
 # No inventory: verify checks this machine; provision and check touch only an explicit localhost.
 provision check:
@@ -112,11 +123,11 @@ verify:
 	$(BIN)/python -m verify.this_machine $(if $(CPU_ONLY),--cpu-only,) \
 	  $(if $(FRAMEWORK),--framework '$(FRAMEWORK)',)
 else
-provision: _inventory ## provision HOST (or every host); a failing host never stops the others
-	$(PLAYBOOK) playbooks/provision.yml $(ARGS)
+provision: _inventory _rollout ## provision HOST (or every host; BATCH=1,25% MAX_FAIL=0 for a rollout)
+	$(PLAYBOOK) playbooks/provision.yml $(ROLLOUT_VARS) $(ARGS)
 
-check: _inventory ## dry run of provision with --check --diff: what would change on HOST
-	$(PLAYBOOK) playbooks/provision.yml --check --diff $(ARGS)
+check: _inventory _rollout ## dry run of provision with --check --diff: what would change on HOST
+	$(PLAYBOOK) playbooks/provision.yml --check --diff $(ROLLOUT_VARS) $(ARGS)
 
 verify: _inventory ## verify HOST (or every host; no inventory: this machine), print the fleet report
 	$(PLAYBOOK) playbooks/verify.yml $(VERIFY_VARS) $(ARGS)

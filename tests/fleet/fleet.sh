@@ -3,7 +3,8 @@
 # own network namespace on a bridge, reaching packages only through an apt-cacher-ng on the
 # bridge address, driven over SSH with host-key checking on. See tests/fleet/README.md.
 #
-#   fleet.sh up | down | status | ssh HOST [COMMAND...] | stop HOST | start HOST | inventory
+#   fleet.sh up | down | status | ssh HOST [COMMAND...] | stop HOST | start HOST | kill HOST |
+#            proxy-stop | proxy-start | throttle HOST RATE|off | inventory
 #
 # Environment: LABRIG_FLEET (name, default lab), LABRIG_FLEET_HOSTS (default 3),
 # LABRIG_FLEET_SUBNET (a /24, default 10.203.0.0/24), LABRIG_FLEET_CACHE (default
@@ -490,13 +491,65 @@ stop_node() {
   rm -f "$STATE/$name.pid" "$STATE/$name.nspawn.pid"
 }
 
+# A power cut: the supervisor first (it would boot the guest again), then the guest's init, which
+# takes every process of the guest with it at once; nothing shuts down. The disk keeps what was
+# written (the host's kernel still holds it), as a journaling filesystem would after the cut.
+kill_node() {
+  local index=$1 name pid guest init
+  name=$(node_name "$index")
+  pid=$(read_pid "$STATE/$name.pid")
+  guest=$(read_pid "$STATE/$name.nspawn.pid")
+  pid_alive "$pid" && kill -KILL "$pid"
+  if pid_alive "$guest"; then
+    init=$(pgrep -P "$guest" -o 2>/dev/null || true)
+    [[ -n $init ]] && kill -KILL "$init"
+    for _ in $(seq 100); do
+      pid_alive "$guest" || break
+      sleep 0.1
+    done
+    pid_alive "$guest" && kill -KILL "$guest"
+  fi
+  rm -f "$STATE/$name.pid" "$STATE/$name.nspawn.pid"
+  log "$name: power cut"
+}
+
+# The package mirror going away: the apt cache's supervisor and the cache itself stop (every guest
+# then gets "connection refused"); proxy-start brings it back on the same address.
+stop_proxy() {
+  local pid
+  pid=$(read_pid "$STATE/apt-cacher-ng.pid")
+  if pid_alive "$pid"; then
+    kill -TERM "$pid"
+    for _ in $(seq 50); do
+      pid_alive "$pid" || break
+      sleep 0.1
+    done
+    pid_alive "$pid" && kill -KILL "$pid"
+  fi
+  pid=$(read_pid "$STATE/apt-cacher-ng.child.pid")
+  pid_alive "$pid" && kill -KILL "$pid"
+  rm -f "$STATE/apt-cacher-ng.pid" "$STATE/apt-cacher-ng.child.pid"
+  return 0
+}
+
+# A slow link to one host (what it downloads comes at RATE, e.g. 8mbit): long enough downloads
+# for a test to act while one is in flight. "off" takes the limit away.
+throttle_node() {
+  local index=$1 rate=$2 veth
+  veth=$(node_veth "$index")
+  tc qdisc del dev "$veth" root 2>/dev/null || true
+  [[ $rate == off ]] && return
+  [[ $rate =~ ^[1-9][0-9]*[km]bit$ ]] || die "throttle: give a rate like 8mbit, or off"
+  tc qdisc add dev "$veth" root tbf rate "$rate" burst 32kbit latency 400ms
+}
+
 cmd_down() {
   require_root down
   if [[ ! -d $STATE ]]; then
     log "not up"
     return
   fi
-  local index pid
+  local index
   for ((index = 1; index <= HOST_COUNT; index++)); do stop_node "$index" & done
   wait
   for ((index = 1; index <= HOST_COUNT; index++)); do
@@ -509,17 +562,7 @@ cmd_down() {
     rm -rf "$(node_layer "$index")"
   done
   rmdir "$CACHE/layers/$FLEET" 2>/dev/null || true
-  pid=$(read_pid "$STATE/apt-cacher-ng.pid")
-  if pid_alive "$pid"; then
-    kill -TERM "$pid"
-    for _ in $(seq 50); do
-      pid_alive "$pid" || break
-      sleep 0.1
-    done
-    pid_alive "$pid" && kill -KILL "$pid"
-  fi
-  pid=$(read_pid "$STATE/apt-cacher-ng.child.pid")
-  pid_alive "$pid" && kill -KILL "$pid"
+  stop_proxy
   ip link show "$BRIDGE" >/dev/null 2>&1 && ip link del "$BRIDGE"
   # Consoles and cache logs outlive the fleet, for the post-mortem of a failed CI run.
   rm -rf "$CACHE/logs/$FLEET"
@@ -595,6 +638,25 @@ main() {
       start_node "$index"
       wait_for_ssh "$index"
       ;;
+    kill)
+      require_root kill
+      kill_node "$(node_index "${1:-}")"
+      ;;
+    throttle)
+      require_root throttle
+      throttle_node "$(node_index "${1:-}")" "${2:-}"
+      ;;
+    proxy-stop)
+      require_root proxy-stop
+      stop_proxy
+      log "apt cache stopped"
+      ;;
+    proxy-start)
+      require_root proxy-start
+      resolve_mirrors
+      ensure_apt_cache
+      log "apt cache started"
+      ;;
     _supervise) supervise "$1" ;;
     _proxy) supervise_proxy ;;
     _chroot_install)
@@ -602,7 +664,7 @@ main() {
       chroot_install "$1"
       ;;
     *)
-      echo "usage: $0 up|down|status|ssh HOST [COMMAND...]|stop HOST|start HOST|inventory" >&2
+      echo "usage: $0 up|down|status|ssh HOST [COMMAND...]|stop HOST|start HOST|kill HOST|proxy-stop|proxy-start|throttle HOST RATE|off|inventory" >&2
       exit 2
       ;;
   esac

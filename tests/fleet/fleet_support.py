@@ -78,6 +78,8 @@ def run(args: list[str], timeout: float = 3600, env: dict[str, str] | None = Non
         args,
         cwd=REPO,
         env=merged_env,
+        # Ansible refuses a non-blocking stdin, which the caller's may be: no command reads it.
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -118,7 +120,12 @@ def start_interruptible(args: list[str], log_path: Path) -> subprocess.Popen[byt
     """Start a command in its own process group, so the whole group can be killed mid-run."""
     log = open(log_path, "wb")  # noqa: SIM115 - closed by the caller through the process
     return subprocess.Popen(
-        args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        args,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -165,9 +172,9 @@ class Fleet:
         # fleet.sh keeps each fleet's state in /run/labrig-fleet/<name>/.
         self.name = self.inventory.parent.name
 
-    def ssh(self, host: str, command: str, timeout: float = 120) -> Completed:
-        """Run a shell command on a host as the inventory's (unprivileged) user."""
-        args = [
+    def ssh_args(self, host: str, user: str = "") -> list[str]:
+        """The ssh command line to a host, as the inventory's user unless another is named."""
+        return [
             "ssh",
             "-i",
             self.vars["ansible_ssh_private_key_file"],
@@ -176,10 +183,12 @@ class Fleet:
             "BatchMode=yes",
             "-o",
             "ConnectTimeout=10",
-            f"{self.vars.get('ansible_user', 'root')}@{self.hosts[host]}",
-            command,
+            f"{user or self.vars.get('ansible_user', 'root')}@{self.hosts[host]}",
         ]
-        return run(args, timeout=timeout)
+
+    def ssh(self, host: str, command: str, timeout: float = 120) -> Completed:
+        """Run a shell command on a host as the inventory's (unprivileged) user."""
+        return run([*self.ssh_args(host), command], timeout=timeout)
 
     def harness(self, command: str, *args: str, timeout: float = 600) -> Completed:
         """`fleet.sh COMMAND ARGS` for this fleet (stop/start a host, status)."""

@@ -201,3 +201,17 @@ def _pin_filter():
 def test_the_pinned_version_from_apt_cache_policy(installed, candidate, version, series, pinned):
     policy = f"pkg:\n  Installed: {installed}\n  Candidate: {candidate}\n  Version table:\n"
     assert _pin_filter()(policy, version, series) == pinned
+
+
+def test_a_newer_version_installed_by_hand_does_not_hide_the_series():
+    # apt never makes a downgrade the candidate: the archive's newest in the series is found in
+    # the version table (and the driver role then refuses the downgrade, see test_live_lab_guards).
+    policy = (
+        "nvidia-driver:\n  Installed: 999.0-1\n  Candidate: 999.0-1\n  Version table:\n"
+        " *** 999.0-1 100\n        100 /var/lib/dpkg/status\n"
+        "     535.309.01-0+deb12u1 500\n"
+        "        500 http://mirror.invalid/debian-security bookworm-security/non-free Packages\n"
+        "     535.247.01-1~deb12u1 500\n"
+        "        500 http://mirror.invalid/debian bookworm/non-free amd64 Packages\n"
+    )
+    assert _pin_filter()(policy, "", "535") == "535.309.01-0+deb12u1"

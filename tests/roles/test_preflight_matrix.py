@@ -32,6 +32,11 @@ PCI_IDS = Path(__file__).resolve().parents[1] / "fixtures" / "pci_ids"
 DEBIAN_PCI_IDS = str(PCI_IDS / "debian12.ids")
 NEWER_PCI_IDS = str(PCI_IDS / "lab-newer.ids")
 
+# Every path on one roomy filesystem, as gather.yml reports it.
+ROOMY = {
+    path: {"mount": "/", "free_mib": 200000} for path in ("/", "/usr", "/opt", "/var", "/boot")
+}
+
 CHECKS = [{"ansible.builtin.include_role": {"name": "preflight", "tasks_from": "checks.yml"}}]
 
 
@@ -52,7 +57,7 @@ def good_debian(cudnn_wheel: str, **overrides) -> dict:
         "labrig_platform": DEBIAN12,
         "preflight_pci_devices": [INTEL_AUDIO, RTX3090, RTX3090_AUDIO],
         "preflight_secure_boot_output": "SecureBoot disabled",
-        "preflight_free_mib": 200000,
+        "preflight_filesystems": ROOMY,
         "cudnn_accept_license": True,
         "cudnn_wheel_file": cudnn_wheel,
         "cudnn_wheel_sha256": "a" * 64,
@@ -67,7 +72,7 @@ def good_ubuntu22(**overrides) -> dict:
         "labrig_platform": UBUNTU22,
         "preflight_pci_devices": [RTX3090],
         "preflight_secure_boot_output": "SecureBoot disabled",
-        "preflight_free_mib": 200000,
+        "preflight_filesystems": ROOMY,
         "cudnn_accept_license": True,
         "preflight_pci_ids_file": DEBIAN_PCI_IDS,
     }
@@ -221,7 +226,18 @@ def cases(wheel: str) -> dict[str, tuple[dict, str | None]]:
             deb(mkl_method="oneapi"),
             "set apt_sources_intel_key_fingerprint",
         ),
-        "bad_disk": (deb(preflight_free_mib=4000), "MiB free on / but the chosen components need"),
+        "bad_disk": (
+            deb(preflight_filesystems={**ROOMY, "/opt": {"mount": "/opt", "free_mib": 60}}),
+            "60 MiB free on /opt but 9800 MiB go there"
+            " (1800 MiB for cudnn in /opt, 8000 MiB for mxnet_source",
+        ),
+        "ok_disk_when_installed_already": (
+            deb(
+                preflight_filesystems={**ROOMY, "/opt": {"mount": "/opt", "free_mib": 60}},
+                preflight_installed_components=["cudnn", "mxnet_source"],
+            ),
+            None,
+        ),
     }
 
 

@@ -83,3 +83,54 @@ def test_a_value_that_could_run_shell_code_is_refused(
     assert result.returncode == 2
     assert f"{variable}: a value with {shown} is refused" in result.stderr, result.stderr
     assert not canary.exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "shown"),
+    [
+        ("BATCH", "1;touch {canary}", ";"),
+        ("BATCH", "25%$(touch {canary})", "$"),
+        ("MAX_FAIL", "0'; touch {canary}; '", "'"),
+        ("MAX_FAIL", "10\ntouch {canary}", "a newline"),
+    ],
+)
+def test_a_rollout_value_that_could_run_shell_code_is_refused(
+    tmp_path: Path, variable: str, value: str, shown: str
+) -> None:
+    canary = tmp_path / "ran"
+    result = make("-n", "provision", f"{variable}={value.format(canary=canary)}")
+
+    assert result.returncode == 2
+    assert f"{variable}: a value with {shown} is refused" in result.stderr, result.stderr
+    assert not canary.exists()
+
+
+@pytest.mark.parametrize(
+    ("assignments", "passed"),
+    [
+        (["BATCH=1"], "-e 'labrig_batch=1'"),
+        (["BATCH=25%"], "-e 'labrig_batch=25%'"),
+        (["BATCH=1,25%,100%", "MAX_FAIL=0"], "-e 'labrig_batch=1,25%,100%' -e 'labrig_max_fail=0'"),
+    ],
+)
+def test_a_rollout_runs_the_hosts_in_batches(
+    inventory: Path, assignments: list[str], passed: str
+) -> None:
+    result = make("-n", "provision", f"INVENTORY={inventory}", *assignments)
+
+    assert result.returncode == 0, result.stderr
+    playbook_line = next(line for line in result.stdout.splitlines() if "provision.yml" in line)
+    assert passed in playbook_line, playbook_line
+
+
+@pytest.mark.parametrize(
+    ("assignment", "named"),
+    [("BATCH=0", "BATCH=0"), ("BATCH=some", "BATCH=some"), ("MAX_FAIL=101", "MAX_FAIL=101")],
+)
+def test_a_rollout_value_that_is_not_a_count_is_refused(
+    inventory: Path, assignment: str, named: str
+) -> None:
+    result = make("provision", f"INVENTORY={inventory}", assignment)
+
+    assert result.returncode == 2
+    assert f"error: {named}:" in result.stderr, result.stderr

@@ -1,0 +1,434 @@
+"""What keeps `make provision` safe on a lab in use, run through Ansible on this machine: the guard
+(GPU work, logged-in users), the one-run-per-host lock, the refusal to replace a newer driver, what
+counts as a network failure, and the end-of-run summary when every host failed.
+
+Nothing here touches the machine outside tmp_path: the guard is pointed at a device file under
+tmp_path, the lock file lives there, and apt-cache is a stand-in on PATH. The same behaviours are
+proved on real hosts in tests/fleet/test_e2e.py."""
+
+from __future__ import annotations
+
+import getpass
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from role_support import BIN, REPO, ROLES, local_inventory, run_tasks
+
+
+def labrig(tasks_from: str, **params) -> dict:
+    return {
+        "name": f"labrig {tasks_from}",
+        "ansible.builtin.include_role": {"name": "labrig", "tasks_from": tasks_from},
+        "vars": params,
+    }
+
+
+# --- the guard ------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def gpu_job(tmp_path: Path):
+    """A process holding a stand-in GPU device file, as a training job holds /dev/nvidia0."""
+    device = tmp_path / "dev" / "nvidia0"
+    device.parent.mkdir()
+    device.write_text("")
+    with device.open() as held:
+        process = subprocess.Popen(["sleep", "120"], stdin=held)
+    try:
+        yield device, process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _guard(devices: str, **params) -> dict:
+    return labrig("guard", __labrig_guard_devices=devices, labrig_guard_step="a test", **params)
+
+
+def test_gpu_work_stops_the_host_naming_pid_user_and_command(tmp_path: Path, gpu_job) -> None:
+    device, process = gpu_job
+    devices = str(device.parent / "nvidia*")
+    hosts = {"busy": {}, "maintenance": {"labrig_maintenance_ok": True}}
+
+    run = run_tasks(tmp_path / "run", [_guard(devices)], hosts)
+
+    message = run.failure_message("busy") or ""
+    assert f"{process.pid} {getpass.getuser()} sleep 120" in message, message
+    assert message.startswith("busy: ") and "1 GPU process (" in message, message
+    assert message.endswith("rerun with labrig_maintenance_ok=true"), message
+    assert run.failure("maintenance") is None, run.stdout[-3000:]
+    said = run.result("maintenance", "labrig : Say the host is in use")["msg"]
+    assert "going on: labrig_maintenance_ok is true" in said, said
+
+
+def test_check_mode_only_says_the_host_is_in_use(tmp_path: Path, gpu_job) -> None:
+    device, process = gpu_job
+
+    run = run_tasks(
+        tmp_path, [_guard(str(device.parent / "nvidia*"))], {"ws": {}}, extra_args=("--check",)
+    )
+
+    assert run.failure("ws") is None, run.stdout[-3000:]
+    said = run.result("ws", "labrig : Say the host is in use")["msg"]
+    assert str(process.pid) in said and "a real run would stop here" in said, said
+
+
+def test_daemons_that_always_hold_the_gpu_are_not_counted(tmp_path: Path, gpu_job) -> None:
+    device, process = gpu_job
+    guard = _guard(str(device.parent / "nvidia*"), labrig_guard_ignore_commands=["sleep"])
+
+    run = run_tasks(tmp_path, [guard], {"ws": {}}, report_vars=("labrig_guard_busy",))
+
+    busy = run.value("ws", "labrig_guard_busy")
+    assert not any(str(process.pid) in entry for entry in busy), busy
+
+
+# --- the lock -------------------------------------------------------------------------------------
+
+
+def _controller() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _started(pid: int) -> str:
+    return subprocess.run(
+        ["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _run(name: str, pid: int, started: str = "", controller: str = "") -> dict:
+    controller = controller or _controller()
+    return {
+        "run": f"{controller} {pid} {started}",
+        "controller": controller,
+        "pid": pid,
+        "pid_started": started,
+        "started": f"2026-12-01T08:0{name}:00Z",
+    }
+
+
+def test_a_second_run_is_refused_naming_the_first_and_a_gone_run_is_taken_over(
+    tmp_path: Path,
+) -> None:
+    lock = tmp_path / "run" / "labrig" / "provision.lock"
+    alive = _run("1", os.getpid(), _started(os.getpid()))
+    gone = _run("2", 2**22 + 17, "Thu Jan  1 00:00:00 1970")
+    elsewhere = _run("3", 4242, "Mon Nov 30 07:00:00 2026", controller="admin@other-controller")
+    second = _run("4", os.getppid(), _started(os.getppid()))
+
+    def take(holder_run: dict, mine: dict, wait: int = 0):
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        lock.write_text(json.dumps({**holder_run, "session": ""}))
+        host = {"labrig_run": mine, "labrig_lock_file": str(lock), "labrig_lock_wait": wait}
+        return run_tasks(tmp_path / holder_run["started"][14:16], [labrig("lock")], {"ws": host})
+
+    refused = take(alive, second)
+    message = refused.failure_message("ws") or ""
+    assert "another labrig run is provisioning this host" in message, message
+    assert f"started {alive['started']} from {alive['controller']}" in message, message
+    assert f"ansible-playbook pid {alive['pid']}" in message, message
+
+    # From another controller, with no session to ask logind about: still held.
+    assert "from admin@other-controller" in (take(elsewhere, second).failure_message("ws") or "")
+
+    taken = take(gone, second)
+    assert taken.failure("ws") is None, taken.stdout[-3000:]
+    said = taken.result("ws", "labrig : Say whose lock was taken over")["msg"]
+    assert f"started {gone['started']}" in said, said
+    assert json.loads(lock.read_text())["run"] == second["run"]
+
+    released = run_tasks(
+        tmp_path / "release",
+        [labrig("unlock")],
+        {"ws": {"labrig_run": alive, "labrig_lock_file": str(lock)}},
+    )
+    assert released.failure("ws") is None and lock.exists(), "released a lock it did not hold"
+    released = run_tasks(
+        tmp_path / "release2",
+        [labrig("unlock")],
+        {"ws": {"labrig_run": second, "labrig_lock_file": str(lock)}},
+    )
+    assert released.failure("ws") is None and not lock.exists()
+
+
+def test_a_run_waits_for_the_lock_when_asked(tmp_path: Path) -> None:
+    lock = tmp_path / "provision.lock"
+    holder = _run("1", os.getpid(), _started(os.getpid()))
+    lock.write_text(json.dumps({**holder, "session": ""}))
+    mine = _run("2", os.getppid(), _started(os.getppid()))
+    # The holder finishes while the second run waits.
+    releaser = subprocess.Popen(["sh", "-c", f"sleep 3; rm -f {lock}"])
+    try:
+        run = run_tasks(
+            tmp_path / "wait",
+            [labrig("lock")],
+            {"ws": {"labrig_run": mine, "labrig_lock_file": str(lock), "labrig_lock_wait": 60}},
+        )
+    finally:
+        releaser.wait()
+    assert run.failure("ws") is None, run.stdout[-3000:]
+    assert json.loads(lock.read_text())["run"] == mine["run"]
+
+
+# --- a driver newer than the pinned one -----------------------------------------------------------
+
+PINNED = "535.309.01-0+deb12u1"
+
+
+def _policy(installed: str) -> str:
+    """`apt-cache policy nvidia-driver` with `installed` and the archive's PINNED: apt never makes
+    a downgrade the candidate, so a newer installed version is also the candidate."""
+    newer = installed != "(none)" and (installed.startswith("999") or ":" in installed)
+    archive = (
+        f"     {PINNED} 500\n        500 http://mirror.invalid/debian bookworm/non-free Packages\n"
+    )
+    mine = (
+        f" *** {installed} 100\n        100 /var/lib/dpkg/status\n" if installed != "(none)" else ""
+    )
+    return (
+        f"nvidia-driver:\n  Installed: {installed}\n  Candidate: {installed if newer else PINNED}\n"
+        "  Version table:\n" + (mine + archive if newer else archive + mine)
+    )
+
+
+@pytest.mark.parametrize(
+    ("installed", "extra", "check", "outcome"),
+    [
+        ("999.0-1", {}, False, "refused"),
+        ("999.0-1", {"nvidia_driver_allow_downgrade": True}, False, "ok"),
+        ("999.0-1", {}, True, "drift"),
+        ("1:470.239.06-1", {}, False, "refused"),  # an epoch makes it newer, as dpkg says
+        ("470.239.06-1", {}, False, "ok"),
+        ("(none)", {}, False, "ok"),
+    ],
+)
+def test_a_newer_driver_is_never_replaced_silently(
+    tmp_path: Path, installed: str, extra: dict, check: bool, outcome: str
+) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "apt-cache").write_text("#!/bin/sh\ncat <<'EOF'\n" + _policy(installed) + "EOF\n")
+    (fake / "apt-cache").chmod(0o755)
+    task = {
+        "name": "nvidia_driver version",
+        "ansible.builtin.include_role": {
+            "name": "nvidia_driver",
+            "tasks_from": "version.yml",
+            "apply": {"environment": {"PATH": f"{fake}:{os.environ['PATH']}"}},
+        },
+    }
+    host = {
+        "nvidia_driver_plan": {"versioned": ["nvidia-driver", "nvidia-kernel-dkms"]},
+        **extra,
+    }
+
+    run = run_tasks(
+        tmp_path / "run", [task], {"ws": host}, extra_args=("--check",) if check else ()
+    )
+
+    message = run.failure_message("ws")
+    if outcome == "refused":
+        assert (
+            message
+            and f"nvidia-driver {installed} is installed, newer than the pinned {PINNED}" in message
+        )
+        assert "nvidia_driver_allow_downgrade: true" in message
+    else:
+        assert message is None, run.stdout[-3000:]
+    if outcome == "drift":
+        drift = run.result("ws", "nvidia_driver : Show a newer driver than the pinned one as drift")
+        assert drift["changed"] and "provision would stop here" in drift["msg"], drift
+
+
+# --- network failures -----------------------------------------------------------------------------
+
+
+def _network_test():
+    path = ROLES / "labrig" / "test_plugins" / "network.py"
+    spec = importlib.util.spec_from_file_location("labrig_network", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.labrig_network_failure
+
+
+@pytest.mark.parametrize(
+    ("result", "network"),
+    [
+        (
+            {
+                "failed": True,
+                "msg": "'/usr/bin/apt-get -y install libatlas3-base' failed: E: Failed to fetch "
+                "http://deb.invalid/pool/main/a/atlas/libatlas3-base.deb Could not connect to "
+                "10.203.7.1:3142 (10.203.7.1). - connect (111: Connection refused)",
+            },
+            True,
+        ),
+        ({"failed": True, "msg": "Failed to update apt cache: unknown reason"}, False),
+        (
+            {
+                "failed": True,
+                "msg": "Failed to update apt cache: W:Some index files failed to download",
+            },
+            True,
+        ),
+        ({"failed": True, "msg": "No package matching 'nvidia-drvier' is available"}, False),
+        (
+            {
+                "failed": True,
+                "msg": "Request failed",
+                "stderr": "<urlopen error [Errno 111] refused>",
+            },
+            True,
+        ),
+        (
+            {
+                "failed": True,
+                "msg": "fatal: unable to access 'https://git.invalid/': Could not resolve",
+            },
+            True,
+        ),
+        ({"failed": False, "msg": "Connection refused"}, False),
+    ],
+)
+def test_what_counts_as_the_network_failing(result: dict, network: bool) -> None:
+    assert _network_test()(result) is network
+
+
+# --- the summary when every host failed, and rollouts -------------------------------------------
+
+
+def test_a_stopped_rollout_still_ends_with_the_summary(tmp_path: Path) -> None:
+    # Two "hosts" that are this controller: preflight refuses each (provisioning the controller is
+    # never a side effect), so with BATCH=1 the first batch fails whole and the rollout stops.
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            local_inventory(
+                {"ws01": {"ansible_host": "127.0.0.1"}, "ws02": {"ansible_host": "127.0.0.1"}}
+            )
+        )
+    )
+    result = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "provision",
+            f"INVENTORY={inventory}",
+            "BATCH=1",
+            "MAX_FAIL=0",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "PATH": f"{BIN}:{os.environ['PATH']}"},
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    summary = output.split("LABRIG SUMMARY", 1)[-1]
+    assert (
+        "ws01: Refuse to provision the controller itself unless asked: ws01 is this controller"
+        in summary
+    ), output
+    assert "ws02: not run: the rollout stopped before its batch" in summary, output
+
+
+# --- the MOK password ------------------------------------------------------------------------
+
+
+def test_the_mok_password_never_reaches_a_command_line(tmp_path: Path) -> None:
+    password = "s3cret-enrolment-word"
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    calls = tmp_path / "calls"
+    # Stand-ins that record their command lines and environment (what `ps` and /proc show).
+    for tool, output in (("openssl", "$6$salt$hash"), ("mokutil", "")):
+        (fake / tool).write_text(
+            "#!/bin/sh\n"
+            f'echo "{tool} $*" >> {calls}\n'
+            f"env >> {calls}\n"
+            f"cat > {tmp_path}/{tool}.stdin\n"
+            f"echo '{output}'\n"
+        )
+        (fake / tool).chmod(0o755)
+    task = {
+        "name": "nvidia_driver MOK queue",
+        "ansible.builtin.include_role": {
+            "name": "nvidia_driver",
+            "tasks_from": "mok_queue.yml",
+            "apply": {"environment": {"PATH": f"{fake}:{os.environ['PATH']}"}},
+        },
+    }
+    host = {"nvidia_driver_mok_password": password, "nvidia_driver_mok_key_dir": str(tmp_path)}
+
+    run = run_tasks(tmp_path / "run", [task], {"ws": host})
+
+    assert run.failure("ws") is None, run.stdout[-3000:]
+    recorded = calls.read_text()
+    assert "openssl passwd -6 -stdin" in recorded and "mokutil --import" in recorded, recorded
+    assert "--hash-file" in recorded, recorded
+    assert password not in recorded, "the password was on a command line or in the environment"
+    assert (tmp_path / "openssl.stdin").read_text() == password
+    assert password not in run.stdout
+
+
+# --- apt keys ---------------------------------------------------------------------------------
+
+NVIDIA_KEY = "EB693B3035CD5710E231E123A4B469963BF863CC"
+OTHER_KEY = "0123456789ABCDEF0123456789ABCDEF01234567"
+SUBKEY = "FEDCBA9876543210FEDCBA9876543210FEDCBA98"
+
+
+def _key(fingerprint: str, subkey: str = "") -> list[str]:
+    """One key as `gpg --with-colons --show-keys` lists it."""
+    lines = [
+        f"pub:-:4096:1:{fingerprint[-16:]}:1649864094:::-:::scSC::::::23::0:",
+        f"fpr:::::::::{fingerprint}:",
+        "uid:-::::1649864094::0::cudatools <cudatools@nvidia.com>::::::::::0:",
+    ]
+    if subkey:
+        lines += [
+            f"sub:-:4096:1:{subkey[-16:]}:1649864094::::::e::::::23:",
+            f"fpr:::::::::{subkey}:",
+        ]
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("listing", "accepted"),
+    [
+        (_key(NVIDIA_KEY), True),
+        (_key(NVIDIA_KEY, SUBKEY), True),
+        # The expected key and another: signed-by would trust both.
+        (_key(NVIDIA_KEY) + _key(OTHER_KEY), False),
+        (_key(OTHER_KEY) + _key(NVIDIA_KEY), False),
+        (_key(OTHER_KEY, NVIDIA_KEY), False),  # the expected fingerprint as someone's subkey
+        ([], False),
+    ],
+)
+def test_a_key_file_with_extra_keys_is_refused(tmp_path: Path, listing, accepted) -> None:
+    task = {
+        "name": "apt key check",
+        "ansible.builtin.include_role": {"name": "apt_sources", "tasks_from": "key_check.yml"},
+        "vars": {
+            "__apt_sources_key_listing": {"stdout_lines": listing},
+            "__apt_sources_repo": {
+                "name": "nvidia-cuda",
+                "key_url": "https://example.invalid/3bf863cc.pub",
+                "fingerprint": NVIDIA_KEY,
+            },
+        },
+    }
+    run = run_tasks(tmp_path, [task], {"ws": {}})
+    message = run.failure_message("ws")
+    if accepted:
+        assert message is None, message
+    else:
+        assert message and f"only {NVIDIA_KEY} is trusted for nvidia-cuda" in message, message
