@@ -38,18 +38,35 @@ class CallbackModule(CallbackBase):
         self._targets: list[str] = []
         self._failures: dict[str, str] = {}
         self._stopped: set[str] = set()
+        self._in_play = ""
+        # Hosts with a result in the provisioning play: a rollout that stopped never reached others.
+        self._provisioning: set[str] | None = None
 
     def v2_playbook_on_play_start(self, play) -> None:
-        if play.get_name().strip() not in PROVISION_PLAYS:
+        self._in_play = play.get_name().strip()
+        if self._in_play not in PROVISION_PLAYS:
             return
         self._active = True
+        if self._in_play == PROVISION_PLAYS[1] and self._provisioning is None:
+            self._provisioning = set()
         inventory = play.get_variable_manager()._inventory
         # The hosts the run targets (--limit applied), not only the current batch.
         for host in inventory.get_hosts(play.hosts, ignore_restrictions=True):
             if host.name not in self._targets:
                 self._targets.append(host.name)
 
+    def _seen(self, result) -> None:
+        if self._in_play == PROVISION_PLAYS[1] and self._provisioning is not None:
+            self._provisioning.add(result._host.get_name())
+
+    def v2_runner_on_ok(self, result) -> None:
+        self._seen(result)
+
+    def v2_runner_on_skipped(self, result) -> None:
+        self._seen(result)
+
     def _record(self, result, reason: str) -> None:
+        self._seen(result)
         host = result._host.get_name()
         if host in self._stopped:
             return
@@ -75,7 +92,9 @@ class CallbackModule(CallbackBase):
         for host in self._targets:
             if host in self._failures:
                 lines.append(f"{host}: {self._failures[host]}")
-            elif host not in stats.processed:
+            elif host not in stats.processed or (
+                self._provisioning is not None and host not in self._provisioning
+            ):
                 lines.append(f"{host}: not run: the rollout stopped before its batch")
         self._display.banner("LABRIG SUMMARY")
         if not lines:

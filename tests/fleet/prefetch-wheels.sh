@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The controller-side wheelhouse for fleet hosts, which reach no package index: the wheels the
-# roles install (MXNet's CPU and GPU wheels and their dependencies, the verify suite's dependencies,
-# cuDNN 8 and NCCL 2 for the heavy host), for the hosts' Python 3.11 on manylinux x86_64.
+# roles install (the pip lock's sets: MXNet's CPU and GPU wheels and their dependencies, PyTorch's
+# CPU build, the verify suite's dependencies; cuDNN 8 and NCCL 2 for the heavy host), for the hosts'
+# Python 3.11 on manylinux x86_64.
 # pip skips files already in the wheelhouse, so a second run downloads nothing.
 # The inventory that fleet.sh writes points labrig_wheelhouse at this directory.
 set -euo pipefail
@@ -18,28 +19,32 @@ target=(--only-binary=:all: --implementation cp --python-version 3.11 --abi cp31
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64
   --platform any)
 
-with_dependencies=(
-  mxnet==1.9.1 numpy==1.23.5 PyYAML nvidia-ml-py
-  # The design card's GPU wheel (499 MB), installed by the heavy host.
-  mxnet-cu112==1.9.1
-  pip setuptools wheel
-  # The PyTorch backend's CPU build (one host of the e2e installs it beside MXNet).
-  torch==2.13.0
-)
+# Exactly what the roles install (the pip lock's sets for the hosts' Python 3.11), each file checked
+# against its sha256 as the hosts check it.
+sets=(mxnet mxnet-cu112 source torch verify)
 # cuDNN's wheel declares a cuBLAS wheel dependency (~400 MB); the hosts take cuBLAS from the CUDA
 # toolkit they install, so only the cuDNN wheel itself is fetched. NCCL (148 MB) is the library
-# mxnet-cu112 links that neither Debian nor the toolkit ships.
+# mxnet-cu112 links that neither Debian nor the toolkit ships. Both are checked by their own sha256
+# variables in the roles.
 without_dependencies=(nvidia-cudnn-cu11==8.9.6.50 nvidia-nccl-cu11==2.21.5)
 
 # LABRIG_WHEELS=cpu: only what a CPU-profile host installs (make demo), not the GPU stack's 1.3 GB.
 if [[ ${LABRIG_WHEELS:-all} == cpu ]]; then
-  with_dependencies=(mxnet==1.9.1 numpy==1.23.5 PyYAML nvidia-ml-py pip setuptools wheel)
+  sets=(mxnet verify)
   without_dependencies=()
 fi
 
+locked=$(mktemp)
+trap 'rm -f "$locked"' EXIT
+"$python" - "$repo/roles/labrig/files/pip-lock.yml" "${sets[@]}" >"$locked" <<'PY'
+import sys, yaml
+locks = yaml.safe_load(open(sys.argv[1]))["locks"]["cp311"]
+print("\n".join(sorted({line for name in sys.argv[2:] for line in locks[name]})))
+PY
+
 mkdir -p "$wheelhouse"
 started=$SECONDS
-"$python" -m pip download --quiet --dest "$wheelhouse" "${target[@]}" "${with_dependencies[@]}"
+"$python" -m pip download --quiet --dest "$wheelhouse" "${target[@]}" --no-deps --require-hashes -r "$locked"
 if ((${#without_dependencies[@]})); then
   "$python" -m pip download --quiet --dest "$wheelhouse" "${target[@]}" --no-deps "${without_dependencies[@]}"
 fi

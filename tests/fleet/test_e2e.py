@@ -9,6 +9,8 @@ Stages that need a playbook not yet in the repository skip, naming it.
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +26,14 @@ from fleet_support import (
     playbook_exists,
     run,
     start_interruptible,
+)
+from live_lab import (
+    APT_DOWNLOADING,
+    HeavyProvision,
+    LoggedInUser,
+    finished,
+    provision_in_background,
+    wait_for_download,
 )
 
 SMOKE_PLAYBOOK = REPO / "tests" / "fleet" / "smoke.yml"
@@ -150,26 +160,35 @@ def test_incompatible_cuda_cudnn_pair_fails_before_any_change(
 
 
 @needs_provision
-def test_unsupported_host_stops_in_preflight_without_change(
+def test_unsupported_host_stops_in_preflight_and_a_rollout_with_it(
     fleet: Fleet, make_inventory: Callable[..., Path]
 ) -> None:
-    host = list(fleet.hosts)[-1]
+    # A rollout one host at a time whose first batch fails whole: the others are never touched, and
+    # the summary still comes, though every host that ran failed.
+    first, last = next(iter(fleet.hosts)), list(fleet.hosts)[-1]
     fake_platform = {
         "distribution": "CentOS",
         "distribution_version": "7.9",
         "distribution_major_version": "7",
     }
-    inventory = make_inventory("unsupported", **{host: {"preflight_facts_override": fake_platform}})
-    fleet.mark_unchanged([host])
+    inventory = make_inventory(
+        "unsupported", **{first: {"preflight_facts_override": fake_platform}}
+    )
+    fleet.mark_unchanged([first, last])
 
-    result = make("provision", inventory, HOST=host, timeout=600)
+    result = make("provision", inventory, HOST=f"{first},{last}", BATCH="1", timeout=600)
 
     assert result.returncode != 0, result.explain()
-    assert result.recap.get(host, {}).get("failed") == 1, result.explain()
+    assert result.recap.get(first, {}).get("failed") == 1, result.explain()
+    assert last not in result.recap, result.explain()
     assert [line for line in _lines_naming(result, "CentOS") if "preflight" in line], (
         result.explain()
     )
-    _assert_nothing_changed(fleet, [host], result)
+    summary = " ".join(result.output.split("LABRIG SUMMARY", 1)[-1].split())
+    assert f"{first}: " in summary, result.explain()
+    assert "CentOS 7 is not supported" in summary, result.explain()
+    assert f"{last}: not run: the rollout stopped before its batch" in summary, result.explain()
+    _assert_nothing_changed(fleet, [first, last], result)
 
 
 # --- provisioning for real --------------------------------------------------------------------
@@ -202,18 +221,218 @@ def test_interrupted_provision_converges_when_rerun(
     _assert_all_hosts_ok(rerun, [host])
 
 
+# --- a live lab: the heavy host provisions, losing power in its DKMS build, while the light hosts
+# prove the guards, the lock, a mirror outage, a newer driver and a filesystem too small ---------
+
+# The heavy host's provision runs in a thread across the tests below, which use the light hosts.
+_HEAVY: dict[str, HeavyProvision] = {}
+
+
 @needs_provision
-def test_full_provision_heavy_and_light_hosts_in_parallel(
+def test_heavy_host_starts_its_full_provision_in_the_background(
+    fleet: Fleet, profiled_inventory: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    heavy = next(iter(fleet.hosts))
+    thread = HeavyProvision(
+        fleet, profiled_inventory, heavy, tmp_path_factory.mktemp("heavy"), PROVISION_TIMEOUT_S
+    )
+    thread.start()
+    _HEAVY["thread"] = thread
+    # Its first run is under way on the host before the light hosts start.
+    deadline = time.monotonic() + 300
+    while fleet.ssh(heavy, "test -e /run/labrig/provision.lock").returncode != 0:
+        assert thread.is_alive() and time.monotonic() < deadline, _heavy_state(thread)
+        time.sleep(2)
+
+
+def _heavy_state(thread: HeavyProvision) -> str:
+    return f"error {thread.error!r}; runs:\n" + "\n".join(run.explain() for run in thread.runs)
+
+
+@needs_provision
+def test_mirror_outage_during_a_light_hosts_first_install_is_survived(
+    fleet: Fleet, profiled_inventory: Path, tmp_path: Path
+) -> None:
+    host = list(fleet.hosts)[-1]
+    # A slow link, so that a download is in flight long enough to cut the mirror under it.
+    slow = fleet.harness("throttle", host, "2mbit")
+    assert slow.returncode == 0, slow.explain()
+    log = tmp_path / "outage.log"
+    process = provision_in_background(profiled_inventory, host, log)
+    stop = in_flight = None
+    try:
+        if wait_for_download(fleet, host, process, 600):
+            stop = fleet.harness("proxy-stop")
+            in_flight = fleet.ssh(host, APT_DOWNLOADING)
+            # The mirror stays away for 30 s, longer than apt's own first retries.
+            time.sleep(30)
+    finally:
+        start = fleet.harness("proxy-start")
+        fleet.harness("throttle", host, "off")
+        first = finished(process, log, PROVISION_TIMEOUT_S)
+    assert start.returncode == 0, start.explain()
+    assert stop is not None, "the run never downloaded a package:\n" + first.explain()
+    assert stop.returncode == 0, stop.explain()
+    assert in_flight.returncode == 0, "apt was not downloading when the mirror went away"
+
+    if first.returncode == 0:
+        _assert_all_hosts_ok(first, [host])
+        # Retried through the outage: by apt itself (a download that waited it out) or the task.
+        waited = [float(t) for t in re.findall(r" -+ (\d+\.\d+)s$", first.output, re.M)]
+        retried = f"FAILED - RETRYING: [{host}]" in first.output
+        assert retried or max(waited, default=0) >= 30, first.explain()
+    else:
+        # Given up on, the host says why; the next run converges.
+        assert f"{host} failed in" in first.output and "mirror unreachable" in first.output, (
+            first.explain()
+        )
+        _assert_all_hosts_ok(make("provision", profiled_inventory, HOST=host, timeout=1800), [host])
+
+
+@needs_provision
+def test_a_host_in_use_is_not_touched_while_the_others_go_on(
     fleet: Fleet, profiled_inventory: Path
 ) -> None:
-    result = make("provision", profiled_inventory, timeout=PROVISION_TIMEOUT_S)
+    busy, other = list(fleet.hosts)[1], list(fleet.hosts)[-1]
+    with LoggedInUser(fleet, busy, "alice") as alice:
+        fleet.mark_unchanged([busy])
 
-    _assert_all_hosts_ok(result, list(fleet.hosts))
-    heavy = next(iter(fleet.hosts))
+        result = make("provision", profiled_inventory, HOST=f"{busy},{other}", timeout=1800)
+
+        assert result.returncode != 0, result.explain()
+        assert result.recap[busy]["failed"] == 1, result.explain()
+        assert result.recap[other]["failed"] == 0 and result.recap[other]["unreachable"] == 0
+        expected = (
+            f"{busy}: 1 GPU process ({alice.job_pid} alice sleep 900) and user alice logged in; "
+            "rerun with labrig_maintenance_ok=true"
+        )
+        summary = result.output.split("LABRIG SUMMARY", 1)[-1]
+        assert expected in " ".join(summary.split()), result.explain()
+        _assert_nothing_changed(fleet, [busy], result)
+
+        allowed = make(
+            "provision",
+            profiled_inventory,
+            HOST=busy,
+            ARGS="-e labrig_maintenance_ok=true",
+            timeout=1800,
+        )
+
+        _assert_all_hosts_ok(allowed, [busy])
+        said = " ".join(allowed.output.split())
+        assert "going on: labrig_maintenance_ok is true" in said, allowed.explain()
+
+
+@needs_provision
+def test_a_second_run_against_a_host_refuses_naming_the_first(
+    fleet: Fleet, profiled_inventory: Path, tmp_path: Path
+) -> None:
+    host = list(fleet.hosts)[1]
+    log = tmp_path / "first.log"
+    first_run = provision_in_background(profiled_inventory, host, log)
+    try:
+        deadline = time.monotonic() + 300
+        while (held := fleet.ssh(host, "cat /run/labrig/provision.lock")).returncode != 0:
+            assert first_run.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        holder = json.loads(held.output)
+
+        second = make("provision", profiled_inventory, HOST=host, timeout=1800)
+    finally:
+        first = finished(first_run, log, 1800)
+
+    assert second.returncode != 0, second.explain()
+    assert (
+        f"another labrig run is provisioning this host: started {holder['started']} from "
+        f"{holder['controller']} (ansible-playbook pid {holder['pid']})"
+    ) in " ".join(second.output.split()), second.explain()
+    _assert_all_hosts_ok(first, [host])
+    assert fleet.ssh(host, "test -e /run/labrig/provision.lock").returncode != 0, "lock left behind"
+
+
+@needs_provision
+def test_a_newer_driver_is_refused_and_shown_as_drift(
+    fleet: Fleet, make_inventory: Callable[..., Path]
+) -> None:
+    host = list(fleet.hosts)[-1]
+    # A package named like the driver at a higher version, as a hand install would leave it.
+    control = (
+        "Package: nvidia-driver\nVersion: 999.0-1\nMaintainer: labrig e2e <e2e@labrig.invalid>\n"
+        "Description: stand-in for a driver installed by hand\n"
+    )
+    built = fleet.ssh(
+        host,
+        "set -e; sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
+        f' equivs >/dev/null; cd "$(mktemp -d)"; printf %s {shlex.quote(control)} > driver.ctl;'
+        " equivs-build driver.ctl >/dev/null; sudo dpkg -i nvidia-driver_999.0-1_all.deb",
+        timeout=900,
+    )
+    assert built.returncode == 0, built.explain()
+    # The light host as a GPU host, the driver role first: it must stop before installing anything.
+    inventory = make_inventory(
+        "newer-driver",
+        **{host: {"labrig_use_cuda": True, "cudnn_enabled": False, "nouveau_enabled": False}},
+    )
+    try:
+        fleet.mark_unchanged([host])
+        refused = make("provision", inventory, HOST=host, timeout=1800)
+        check = make("check", inventory, HOST=host, ARGS="--tags nvidia_driver", timeout=1800)
+        changed = fleet.changed_paths(host)
+    finally:
+        removed = fleet.ssh(host, "sudo dpkg --purge nvidia-driver")
+    assert removed.returncode == 0, removed.explain()
+
+    assert refused.returncode != 0 and refused.recap[host]["failed"] == 1, refused.explain()
+    text = " ".join(refused.output.split())
+    assert "nvidia-driver 999.0-1 is installed, newer than the pinned 535." in text, (
+        refused.explain()
+    )
+    assert "nvidia_driver_allow_downgrade: true" in text, refused.explain()
+    assert not changed, f"{host} changed {changed}\n{refused.explain()}\n{check.explain()}"
+    assert check.returncode == 0 and check.recap[host]["changed"] >= 1, check.explain()
+    assert "provision would stop here" in " ".join(check.output.split()), check.explain()
+
+
+@needs_provision
+def test_a_filesystem_too_small_stops_in_preflight_with_the_numbers(
+    fleet: Fleet, profiled_inventory: Path
+) -> None:
+    host = list(fleet.hosts)[1]
+    mounted = fleet.ssh(host, "sudo mount -t tmpfs -o size=64m labrig-e2e-small /opt")
+    assert mounted.returncode == 0, mounted.explain()
+    try:
+        fleet.mark_unchanged([host])
+        result = make("provision", profiled_inventory, HOST=host, timeout=600)
+    finally:
+        unmounted = fleet.ssh(host, "sudo umount labrig-e2e-small")
+    assert unmounted.returncode == 0, unmounted.explain()
+
+    assert result.returncode != 0 and result.recap[host]["failed"] == 1, result.explain()
+    text = " ".join(result.output.split())
+    assert "MiB free on /opt" in text and "MiB for" in text, result.explain()
+    _assert_nothing_changed(fleet, [host], result)
+
+
+@needs_provision
+def test_heavy_host_converges_after_the_power_cut_in_its_dkms_build(fleet: Fleet) -> None:
+    thread = _HEAVY.pop("thread")
+    thread.join(PROVISION_TIMEOUT_S)
+    assert not thread.is_alive(), "the heavy host's provision did not finish"
+    assert thread.error is None, _heavy_state(thread)
+    heavy = thread.host
+    assert thread.power_cut, "the power was never cut during a DKMS build:\n" + _heavy_state(thread)
+    assert len(thread.runs) >= 2, _heavy_state(thread)
+    cut_run, final = thread.runs[0], thread.runs[-1]
+    assert cut_run.returncode != 0, cut_run.explain()
+    _assert_all_hosts_ok(final, [heavy])
+    # dpkg was finished first (its postinst rebuilt the module), then the install went on.
+    repaired = final.output.split("Finish the cut-off dpkg run", 1)[-1].split("TASK [", 1)[0]
+    assert f"changed: [{heavy}]" in repaired, final.explain()
     # The module is built for the installed kernel (nothing loads it: there is no GPU).
-    stack = fleet.ssh(heavy, "sudo dkms status && /usr/bin/nvcc --version")
+    stack = fleet.ssh(heavy, "sudo dkms status && /usr/bin/nvcc --version && sudo dpkg --audit")
     assert stack.returncode == 0, stack.explain()
     assert ": installed" in stack.output and "release 11.8" in stack.output, stack.explain()
+    print(f"heavy host: {thread.seconds:.0f} s, {len(thread.runs)} runs; cut: {thread.power_cut}")
 
 
 @needs_provision
@@ -311,10 +530,22 @@ def test_verify_cpu_only_passes_ndarray_and_mlp_on_every_host(
     fleet: Fleet, profiled_inventory: Path
 ) -> None:
     previous = _previous_run()
+    # Another local user makes the old fixed work directory first: verify must not use it.
+    stray = list(fleet.hosts)[1]
+    planted = fleet.ssh(
+        stray,
+        "cd /var/tmp && sudo -u nobody sh -c 'mkdir -m 777 labrig-verify && touch labrig-verify/x'",
+    )
+    assert planted.returncode == 0, planted.explain()
 
     result = make("verify", profiled_inventory, timeout=1800, CPU_ONLY="1")
 
     assert result.returncode == 0, result.explain()
+    left = fleet.ssh(
+        stray,
+        "sudo rm -rf /var/tmp/labrig-verify; ls -d /var/tmp/labrig-verify-*",
+    )
+    assert left.returncode != 0, f"a private report directory was left behind: {left.output}"
     profiles = {host: path.read_text() for host, path in _host_vars(profiled_inventory).items()}
     for host, report in _latest_reports(fleet, result, previous).items():
         assert report["mode"] == "cpu-only", (host, report["mode"])

@@ -17,9 +17,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -222,6 +224,61 @@ def test_source_method_builds_stamps_installs_skips_and_rebuilds(host, stand_in_
         )
     )
     assert record["USE_BLAS"] == "atlas"
+
+
+def test_an_interrupted_build_is_followed_to_its_end_never_made_twice(
+    host, stand_in_archive, tmp_path
+):
+    """Ctrl-C on the controller mid-build leaves make running on the host; the next run follows
+    that make to its end instead of starting a second one in the same tree."""
+    archive, commit = stand_in_archive
+    # `make slow`: ten seconds per object, a oneDNN stage first, as in 1.9.1.
+    play = _stand_in_play(
+        host, archive, commit, mxnet_make_target="slow", mxnet_build_progress_interval=2
+    )
+    command, env = helpers.playbook_command(tmp_path / "first", [play], Path(INVENTORY))
+    output = tmp_path / "first.out"
+    with output.open("wb") as out:
+        first = subprocess.Popen(
+            command,
+            cwd=tmp_path / "first",
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 900
+        while "MXNet build running" not in output.read_text():
+            assert first.poll() is None and time.monotonic() < deadline, output.read_text()[-3000:]
+            time.sleep(1)
+    finally:
+        # Ctrl-C: the whole process group of the controller, as a terminal sends it.
+        os.killpg(first.pid, signal.SIGINT)
+        first.wait(timeout=120)
+    following = output.read_text()
+    assert "MXNet build running: oneDNN objects" in following, following[-3000:]
+    still = _probe(
+        host,
+        tmp_path / "probe1",
+        f"sh -c 'flock -n {STAND_IN_SRC}/.labrig-build.lock true && echo free || echo held'",
+    )
+    assert "held" in still, "make did not outlive the interrupted controller"
+
+    second = helpers.run_playbook(tmp_path / "second", [play], Path(INVENTORY), timeout=1800)
+
+    assert second.returncode == 0, _why(second, host)
+    assert f"{host}: following the MXNet build an earlier run started" in second.stdout
+    started = [r for name, r in second.host_results(host) if "Start make in the background" in name]
+    assert started and all(result.get("skipped") for result in started), started
+    objects = _probe(host, tmp_path / "probe2", f"cat {STAND_IN_SRC}/stand-in-objects.log").split(
+        "\n"
+    )
+    built = [line.split()[0] for line in objects if line.strip()]
+    makes = {line.split()[-1] for line in objects if line.strip()}
+    assert sorted(built) == sorted(set(built)) and len(built) == 6, objects
+    assert len(makes) == 1, f"objects built by more than one make: {objects}"
 
 
 def test_pip_method_installs_the_cpu_wheel_from_the_wheelhouse(host, tmp_path):

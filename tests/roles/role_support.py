@@ -94,17 +94,11 @@ def local_inventory(hosts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run_playbook(
-    workdir: Path,
-    plays: list[dict[str, Any]],
-    inventory: dict[str, Any] | Path,
-    *args: str,
-    timeout: int = 300,
-) -> PlaybookRun:
-    """Run `plays` with ansible-playbook and the JSON callback. An inventory given as a dict is
-    written under workdir; a Path (a real fleet's inventory) is used as it is.
-
-    Every file Ansible itself writes on the controller stays under workdir."""
+def playbook_command(
+    workdir: Path, plays: list[dict[str, Any]], inventory: dict[str, Any] | Path, *args: str
+) -> tuple[list[str], dict[str, str]]:
+    """Write `plays` (and a dict inventory) under workdir with this project's test ansible.cfg;
+    return the ansible-playbook command and environment that run them there."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "playbook.yml").write_text(yaml.safe_dump(plays, sort_keys=False))
     if isinstance(inventory, dict):
@@ -136,17 +130,34 @@ def run_playbook(
     }
     if local:
         env["ANSIBLE_ASYNC_DIR"] = str(workdir / ".ansible-async")
+    return [str(BIN / "ansible-playbook"), "-i", str(inventory), "playbook.yml", *args], env
+
+
+def run_playbook(
+    workdir: Path,
+    plays: list[dict[str, Any]],
+    inventory: dict[str, Any] | Path,
+    *args: str,
+    timeout: int = 300,
+) -> PlaybookRun:
+    """Run `plays` with ansible-playbook and the JSON callback. An inventory given as a dict is
+    written under workdir; a Path (a real fleet's inventory) is used as it is.
+
+    Every file Ansible itself writes on the controller stays under workdir."""
+    command, env = playbook_command(workdir, plays, inventory, *args)
     completed = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory), "playbook.yml", *args],
+        command,
         cwd=workdir,
         env=env,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
-    start = completed.stdout.find("{")
-    if start < 0:
+    # Lines a task printed itself (a build's progress) come before the JSON document.
+    start = completed.stdout.find("\n{") + 1 if not completed.stdout.startswith("{") else 0
+    if completed.stdout.find("{") < 0:
         pytest.fail(
             f"ansible-playbook printed no JSON (rc {completed.returncode}):\n"
             f"{completed.stdout}\n{completed.stderr}"

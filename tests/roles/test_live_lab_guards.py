@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -269,7 +270,8 @@ def _network_test():
             },
             True,
         ),
-        ({"failed": True, "msg": "Failed to update apt cache: unknown reason"}, False),
+        ({"failed": True, "msg": "Failed to update apt cache after 1 retries: "}, True),
+        ({"failed": True, "msg": "E: Unable to locate package nvidia-drvier"}, False),
         (
             {
                 "failed": True,
@@ -432,3 +434,144 @@ def test_a_key_file_with_extra_keys_is_refused(tmp_path: Path, listing, accepted
         assert message is None, message
     else:
         assert message and f"only {NVIDIA_KEY} is trusted for nvidia-cuda" in message, message
+
+
+# --- pip installs are hash-checked -------------------------------------------------------------
+
+
+def _wheel(folder: Path, payload: str, name: str = "labrigprobe") -> Path:
+    """A minimal wheel (one module), as pip builds and installs them."""
+    import base64
+    import hashlib
+    import zipfile
+
+    path = folder / f"{name}-1.0-py3-none-any.whl"
+    files = {
+        f"{name}.py": f"PAYLOAD = {payload!r}\n",
+        f"{name}-1.0.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"{name}-1.0.dist-info/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: labrig-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record = []
+    with zipfile.ZipFile(path, "w") as wheel:
+        for member, text in files.items():
+            data = text.encode()
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{member},sha256={digest},{len(data)}")
+            wheel.writestr(member, data)
+        record.append(f"{name}-1.0.dist-info/RECORD,,")
+        wheel.writestr(f"{name}-1.0.dist-info/RECORD", "\n".join(record) + "\n")
+    return path
+
+
+def test_every_pip_install_is_checked_against_the_lock(tmp_path: Path) -> None:
+    import hashlib
+    import sys
+
+    wheelhouse = tmp_path / "wheels"
+    wheelhouse.mkdir()
+    wheels = [
+        _wheel(wheelhouse, "the file the lock names", name)
+        for name in ("labrigprobe", "labrigother")
+    ]
+    digests = {
+        wheel.name.split("-")[0]: hashlib.sha256(wheel.read_bytes()).hexdigest() for wheel in wheels
+    }
+    lines = [f"{name}==1.0 --hash=sha256:{digest}" for name, digest in digests.items()]
+    tag = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    lock = tmp_path / "pip-lock.yml"
+    lock.write_text(yaml.safe_dump({"locks": {tag: {"probe": lines}}}))
+
+    def install(name: str, set_name: str = "probe"):
+        task = labrig(
+            "pip",
+            labrig_pip_set=set_name,
+            labrig_pip_venv=str(tmp_path / name / "venv"),
+            labrig_pip_python=sys.executable,
+            labrig_pip_env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse)},
+            __labrig_pip_dir=str(tmp_path / name / "requirements"),
+        )
+        return run_tasks(tmp_path / name, [task], {"ws": {"labrig_pip_lock": str(lock)}})
+
+    good = install("good")
+    assert good.failure("ws") is None, good.stdout[-3000:]
+    installed = list((tmp_path / "good" / "venv" / "lib").glob("python*/site-packages/labrig*.py"))
+    assert sorted(path.name for path in installed) == ["labrigother.py", "labrigprobe.py"], (
+        installed
+    )
+
+    # The same name and version, other bytes: a mirror or a wheelhouse that was tampered with.
+    _wheel(wheelhouse, "something else")
+    tampered = install("tampered")
+    message = str((tampered.failure("ws") or {}).get("msg", ""))
+    assert "DO NOT MATCH THE HASHES" in message.upper(), tampered.stdout[-3000:]
+
+    missing = install("missing", set_name="torch-cuda")
+    message = missing.failure_message("ws") or ""
+    assert f"pins no torch-cuda packages for {tag}" in message, message
+    assert "scripts/pip_lock.py" in message, message
+
+
+def test_the_shipped_lock_pins_what_the_roles_install() -> None:
+    lock = yaml.safe_load((ROLES / "labrig" / "files" / "pip-lock.yml").read_text())["locks"]
+    debian = lock["cp311"]
+    assert set(debian) >= {"mxnet", "mxnet-cu112", "source", "torch", "verify"}
+    pinned = {
+        line.split("==")[0].lower(): line.split("==")[1].split()[0]
+        for lines in debian.values()
+        for line in lines
+    }
+    # In step with what the roles ask for (scripts/pip_lock.py reads the same defaults).
+    mxnet = yaml.safe_load((ROLES / "mxnet" / "defaults" / "main.yml").read_text())
+    verify = yaml.safe_load((ROLES / "verify" / "defaults" / "main.yml").read_text())
+    assert pinned["mxnet"] == pinned["mxnet-cu112"] == mxnet["mxnet_version"]
+    assert pinned["numpy"] == "1.23.5"
+    for requirement in verify["verify_python_packages"]:
+        name, version = requirement.split("==")
+        assert pinned[name.lower()] == version, requirement
+    every = [line for sets in lock.values() for lines in sets.values() for line in lines]
+    for line in every:
+        assert " --hash=sha256:" in line and len(line.split("sha256:")[1]) == 64, line
+
+
+# --- reboots, one host at a time ------------------------------------------------------------
+
+
+def test_reboots_are_throttled_one_host_at_a_time(tmp_path: Path) -> None:
+    reboot = yaml.safe_load((ROLES / "labrig" / "tasks" / "reboot.yml").read_text())
+    tasks = {task["name"]: task for task in reboot[0]["block"]}
+    throttle = tasks["Reboot and wait for the host"]["throttle"]
+    assert throttle == "{{ labrig_reboot_throttle | int }}"
+    defaults = yaml.safe_load((ROLES / "labrig" / "defaults" / "main.yml").read_text())
+    assert defaults["labrig_reboot_throttle"] == 1
+
+    # Ansible honours a templated throttle: three hosts "reboot" (sleep) one after the other.
+    log = tmp_path / "reboots.log"
+    task = {
+        "name": "Stand-in for the reboot",
+        "ansible.builtin.shell": (
+            f"echo start $(date +%s.%N) >> {log}; sleep 1; echo end $(date +%s.%N) >> {log}"
+        ),
+        "throttle": throttle,
+    }
+    hosts = {name: {"labrig_reboot_throttle": 1} for name in ("ws01", "ws02", "ws03")}
+    run = run_tasks(tmp_path / "run", [task], hosts)
+    assert all(run.failure(host) is None for host in hosts), run.stdout[-3000:]
+    events = [line.split() for line in log.read_text().splitlines()]
+    running = peak = 0
+    for kind, _ in sorted(events, key=lambda event: float(event[1])):
+        running += 1 if kind == "start" else -1
+        peak = max(peak, running)
+    assert peak == 1, events
+
+
+def test_network_retries_back_off() -> None:
+    failure = {"failed": True, "msg": "Could not connect to 10.203.7.1:3142", "attempts": 3}
+    started = time.monotonic()
+    assert _network_test()(failure, 0.05) is True
+    # delay x 2^(attempt-1): the third attempt waits four times the first one's delay.
+    assert 0.2 <= time.monotonic() - started < 2
+    started = time.monotonic()
+    assert _network_test()({"failed": True, "msg": "No package matching"}, 5) is False
+    assert time.monotonic() - started < 0.5

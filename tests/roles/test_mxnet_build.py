@@ -136,12 +136,12 @@ def test_first_run_clones_renders_and_builds_with_the_computed_jobs(runs):
     assert runs["after_first"]["history"] == ["build"]
     assert len(runs["after_first"]["stamp"]) == 64
     assert runs["after_first"]["log"].startswith("labrig: make -j4 CXX=g++")
-    progress = [
-        result["msg"]
-        for name, result in runs["first"].host_results("ws")
-        if name.endswith("Report the build's progress")
-    ]
-    assert progress and progress[-1].startswith("MXNet build finished: objects 3/3")
+    # One task follows the build (no include per poll), and its last word counts both stages.
+    followed = runs["first"].result("ws", "mxnet : Follow the build")
+    assert followed["progress"].startswith(
+        "oneDNN (done) objects 3/3; MXNet objects 3/3; last log line:"
+    ), followed
+    assert "ws: MXNet build finished: oneDNN (done) objects 3/3" in runs["first"].stdout
 
 
 def test_same_inputs_skip_the_build(runs):

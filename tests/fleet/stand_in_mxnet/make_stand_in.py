@@ -4,7 +4,9 @@ It is not MXNet. A real 1.9.1 build takes CPU-hours, so the mxnet role's orchest
 tag, verify commit, render config.mk, make -j N, stamp, install the binding, skip, rebuild) is
 proved against this repository instead. Its Makefile reads config.mk the way 1.9.1's does and
 records every make variable the role sets into `build/labrig-stand-in-make-vars.json`, appending
-one line per build or clean to `stand-in-history.log`; `python/` is an installable package named
+one line per build or clean to `stand-in-history.log` and one per object (with the PID of the make
+that built it) to `stand-in-objects.log`; a oneDNN stage under 3rdparty/mkldnn comes first, as in
+1.9.1, and `make slow` takes seconds per object; `python/` is an installable package named
 `mxnet` whose version and attributes say it is the stand-in.
 
 Usage: python -m tests.fleet.stand_in_mxnet.make_stand_in DEST  (prints the JSON of StandIn)
@@ -62,12 +64,35 @@ include $(config)
 RECORD = build/labrig-stand-in-make-vars.json
 SOURCES = $(wildcard src/*.cc)
 OBJECTS = $(patsubst src/%.cc,build/src/%.o,$(SOURCES))
+# oneDNN first, as 1.9.1 builds 3rdparty/mkldnn with cmake before its own objects.
+DNN_SOURCES = $(wildcard 3rdparty/mkldnn/src/*.cpp)
+DNN_OBJECTS = $(patsubst 3rdparty/mkldnn/src/%.cpp,3rdparty/mkldnn/build/%.o,$(DNN_SOURCES))
+DNN_LIB = $(if $(filter 1,$(USE_MKLDNN)),lib/libdnnl.a,)
+# Seconds per object: `make slow` leaves a test time to interrupt a build that is running.
+DELAY = 0
 
 all: lib/libmxnet.so
 
-build/src/%.o: src/%.cc
+slow: DELAY = 10
+slow: lib/libmxnet.so
+
+# Each object says which make built it ($$PPID of a recipe's shell): one make per build.
+3rdparty/mkldnn/build/%.o: 3rdparty/mkldnn/src/%.cpp
 \t@mkdir -p $(@D)
+\t@echo "[ 50%] Building CXX object $<"
+\tsleep $(DELAY)
+\techo "stand-in oneDNN object from $<" > $@
+\techo "$@ make $$PPID" >> stand-in-objects.log
+
+lib/libdnnl.a: $(DNN_OBJECTS)
+\t@mkdir -p lib
+\techo "stand-in oneDNN" > $@
+
+build/src/%.o: src/%.cc | $(DNN_LIB)
+\t@mkdir -p $(@D)
+\tsleep $(DELAY)
 \techo "stand-in object from $<" > $@
+\techo "$@ make $$PPID" >> stand-in-objects.log
 
 lib/libmxnet.so: $(OBJECTS)
 \t@mkdir -p lib build
@@ -82,10 +107,10 @@ _MAKEFILE_TAIL = """\
 \techo "build $$(date +%s%N) -j=$(filter -j%,$(MAKEFLAGS)) config=$(config)" >> stand-in-history.log
 
 clean:
-\trm -rf build lib
+\trm -rf build lib 3rdparty/mkldnn/build stand-in-objects.log
 \techo "clean $$(date +%s%N)" >> stand-in-history.log
 
-.PHONY: all clean
+.PHONY: all slow clean
 """
 
 
@@ -104,7 +129,13 @@ _FILES = {
     "src/engine.cc": "// stand-in source file\n",
     "src/ndarray.cc": "// stand-in source file\n",
     "src/operator.cc": "// stand-in source file\n",
-    ".gitignore": "/build/\n/lib/\n/config.mk\n/stand-in-history.log\n*.egg-info/\n",
+    "3rdparty/mkldnn/src/convolution.cpp": "// stand-in oneDNN source file\n",
+    "3rdparty/mkldnn/src/matmul.cpp": "// stand-in oneDNN source file\n",
+    "3rdparty/mkldnn/src/reorder.cpp": "// stand-in oneDNN source file\n",
+    ".gitignore": (
+        "/build/\n/lib/\n/config.mk\n/stand-in-history.log\n/stand-in-objects.log\n*.egg-info/\n"
+        "/3rdparty/mkldnn/build/\n/.labrig-build*\n"
+    ),
     "python/setup.py": (
         f'"""{MARKER}: installs a package named mxnet that only describes the stand-in."""\n'
         "from setuptools import setup\n\n"
