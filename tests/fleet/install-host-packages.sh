@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages the controller needs: the fleet harness, the report tests, and pci.ids (preflight
-# names GPUs from it).
+# Debian packages the controller needs: the fleet harness, the report tests, pci.ids (preflight
+# names GPUs from it) and prometheus (promtool checks the monitoring config and alert rules; the
+# fleet test runs its server against the fleet).
 # Called by `make setup`. Fast no-op when everything is already installed.
 set -euo pipefail
 
-packages=(debootstrap systemd-container apt-cacher-ng iproute2 zstd openssh-client chromium pci.ids)
+packages=(debootstrap systemd-container apt-cacher-ng iproute2 zstd openssh-client chromium pci.ids prometheus)
 
 missing=()
 for package in "${packages[@]}"; do
@@ -34,12 +35,15 @@ if ! "${apt_get[@]}" install -y --no-install-recommends "${missing[@]}"; then
   "${apt_get[@]}" install -y --no-install-recommends "${missing[@]}"
 fi
 
-# The packaged apt-cacher-ng service listens on every address; the fleet starts its own
-# instance bound to the bridge address only, so the packaged one must not hold port 3142.
-if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
-  systemctl disable --now apt-cacher-ng.service >/dev/null 2>&1 || true
-elif [[ -x /etc/init.d/apt-cacher-ng ]]; then
-  /etc/init.d/apt-cacher-ng stop >/dev/null 2>&1 || true
-  update-rc.d apt-cacher-ng disable >/dev/null 2>&1 || true
-fi
+# The packaged apt-cacher-ng and prometheus services listen on every address; the fleet starts its
+# own instances bound to the bridge address only, so the packaged ones must not run (nor hold
+# ports 3142 and 9090).
+for service in apt-cacher-ng prometheus; do
+  if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
+    systemctl disable --now "$service.service" >/dev/null 2>&1 || true
+  elif [[ -x /etc/init.d/$service ]]; then
+    "/etc/init.d/$service" stop >/dev/null 2>&1 || true
+    update-rc.d "$service" disable >/dev/null 2>&1 || true
+  fi
+done
 echo "install-host-packages: installed ${missing[*]}"
