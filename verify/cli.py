@@ -22,7 +22,7 @@ from verify import snapshot as snapshot_module
 from verify.checks import CATALOGUE, run_host_checks
 from verify.checks.common import no_gpu_reason
 from verify.registry import CheckSpec
-from verify.report import json_report, junit
+from verify.report import json_report, junit, prometheus
 from verify.report.terminal import TerminalTable
 from verify.result import CheckResult, Status
 from verify.values import value
@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", metavar="PATH", help="write the JSON report here")
     parser.add_argument("--junit", metavar="PATH", help="write JUnit XML here")
+    parser.add_argument(
+        "--prometheus-textfile",
+        metavar="PATH",
+        help="write the results as Prometheus metrics here, atomically (node_exporter's textfile "
+        "collector reads *.prom)",
+    )
     _add_expectation_options(parser)
     parser.add_argument(
         "--only", metavar="ID", nargs="+", action="extend", help="run only these ids or prefixes"
@@ -346,7 +352,7 @@ def write_reports(
     exit_code: int,
     phases: dict[str, float],
 ) -> None:
-    if args.json:
+    if args.json or args.prometheus_textfile:
         report = json_report.build_report(
             snapshot,
             results,
@@ -357,7 +363,10 @@ def write_reports(
             exit_code=exit_code,
             phases=phases,
         )
-        json_report.write(report, args.json)
+        if args.json:
+            json_report.write(report, args.json)
+        if args.prometheus_textfile:
+            prometheus.write(report, args.prometheus_textfile)
     if args.junit:
         junit.write(
             results,
@@ -426,7 +435,7 @@ def writable_target(path: str) -> str | None:
 
 
 def validate_outputs(args: argparse.Namespace) -> None:
-    for path in (args.json, args.junit, args.record_snapshot):
+    for path in (args.json, args.junit, args.prometheus_textfile, args.record_snapshot):
         if path:
             why = writable_target(path)
             if why:
