@@ -9,7 +9,8 @@
 # Environment: LABRIG_FLEET (name, default lab), LABRIG_FLEET_HOSTS (default 3),
 # LABRIG_FLEET_SUBNET (a /24, default 10.203.0.0/24), LABRIG_FLEET_CACHE (default
 # /var/cache/labrig-fleet), LABRIG_FLEET_MIRROR / LABRIG_FLEET_SECURITY_MIRROR (default: the
-# URIs of this machine's own apt sources).
+# URIs of this machine's own apt sources), LABRIG_FLEET_KEEP (hosts whose layer `down` keeps,
+# e.g. node1 for a long build resumed by the next `up`; a plain `down` later removes it).
 set -euo pipefail
 
 FLEET=${LABRIG_FLEET:-lab}
@@ -289,7 +290,11 @@ personalise_root() {
   local index=$1 root name
   root=$(node_root "$index")
   name=$(node_name "$index")
-  [[ -f $root/etc/labrig-fleet-host ]] && return
+  if [[ -f $root/etc/labrig-fleet-host ]]; then
+    # A layer kept across `down` (LABRIG_FLEET_KEEP): the fleet's key is new, its identity is not.
+    authorise_key "$root"
+    return
+  fi
   echo "$name" >"$root/etc/hostname"
   printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$name" >"$root/etc/hosts"
   tr -d '-' </proc/sys/kernel/random/uuid >"$root/etc/machine-id"
@@ -298,13 +303,23 @@ personalise_root() {
   # leaving apt waiting on it for ever.
   printf 'Acquire::http::Proxy "%s";\nAcquire::http::Timeout "60";\n' "$PROXY_URL" \
     >"$root/etc/apt/apt.conf.d/01proxy"
-  local home
+  authorise_key "$root"
+  echo "$FLEET $name r$BASE_RECIPE" >"$root/etc/labrig-fleet-host"
+}
+
+authorise_key() {
+  local root=$1 home
   for home in root home/labrig; do
     install -d -m 700 "$root/$home/.ssh"
     install -m 600 "$SSH_KEY.pub" "$root/$home/.ssh/authorized_keys"
   done
   chroot "$root" chown -R labrig:labrig /home/labrig/.ssh
-  echo "$FLEET $name" >"$root/etc/labrig-fleet-host"
+}
+
+# Keep the layer of a host named in LABRIG_FLEET_KEEP (commas or spaces between names)?
+kept() {
+  local keep=${LABRIG_FLEET_KEEP:-}
+  [[ " ${keep//,/ } " == *" $1 "* ]]
 }
 
 ensure_overlay() {
@@ -312,6 +327,11 @@ ensure_overlay() {
   root=$(node_root "$index")
   layer=$(node_layer "$index")
   mkdir -p "$root" "$layer/upper" "$layer/work"
+  # A kept layer holds the changes made over one base: over another it would be a mixed system.
+  local identity=$layer/upper/etc/labrig-fleet-host
+  if [[ -f $identity ]] && [[ $(cat "$identity") =~ \ r[0-9]+$ ]] && [[ $(cat "$identity") != *" r$BASE_RECIPE" ]]; then
+    die "$(node_name "$index")'s kept layer $layer was made over another base ($(cat "$identity")); remove it with a plain 'fleet.sh down'"
+  fi
   mountpoint -q "$root" ||
     mount -t overlay overlay -o "lowerdir=$BASE_ROOT,upperdir=$layer/upper,workdir=$layer/work" "$root"
 }
@@ -545,11 +565,16 @@ throttle_node() {
 
 cmd_down() {
   require_root down
+  local index
   if [[ ! -d $STATE ]]; then
+    # The layers a `down` kept go with the next plain one.
+    for ((index = 1; index <= HOST_COUNT; index++)); do
+      kept "$(node_name "$index")" || rm -rf "$(node_layer "$index")"
+    done
+    rmdir "$CACHE/layers/$FLEET" 2>/dev/null || true
     log "not up"
     return
   fi
-  local index
   for ((index = 1; index <= HOST_COUNT; index++)); do stop_node "$index" & done
   wait
   for ((index = 1; index <= HOST_COUNT; index++)); do
@@ -558,8 +583,12 @@ cmd_down() {
     if mountpoint -q "$root"; then umount "$root" || umount -l "$root"; fi
     ip link del "$(node_veth "$index")" 2>/dev/null || true
     [[ -e /run/netns/$(node_netns "$index") ]] && ip netns del "$(node_netns "$index")"
-    # A host's layer can hold gigabytes (a CUDA toolkit): it goes with the fleet.
-    rm -rf "$(node_layer "$index")"
+    # A host's layer can hold gigabytes (a CUDA toolkit): it goes with the fleet, unless kept.
+    if kept "$(node_name "$index")"; then
+      log "kept $(node_name "$index")'s layer: $(node_layer "$index")"
+    else
+      rm -rf "$(node_layer "$index")"
+    fi
   done
   rmdir "$CACHE/layers/$FLEET" 2>/dev/null || true
   stop_proxy

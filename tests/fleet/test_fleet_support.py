@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 from fleet_support import Fleet, parse_play_recap
+
+FLEET_SH = Path(__file__).with_name("fleet.sh")
+FLEET_TOOLS = ("debootstrap", "systemd-nspawn", "apt-cacher-ng", "zstd", "ip", "ssh-keygen")
 
 # As ansible-playbook prints it, with the padding between counters shortened to fit the line.
 RECAP_WITH_PROFILE_TASKS = """\
@@ -61,3 +68,42 @@ def test_fleet_reads_hosts_and_connection_settings_from_its_inventory(tmp_path: 
     assert fleet.vars["ansible_user"] == "labrig"
     assert fleet.vars["ansible_ssh_common_args"].endswith("StrictHostKeyChecking=yes")
     assert fleet.vars["labrig_wheelhouse"] == "/var/cache/labrig-fleet/wheels"
+
+
+def _fleet_sh_down(cache: Path, keep: str | None) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "LABRIG_FLEET": "keeptest",
+        "LABRIG_FLEET_HOSTS": "2",
+        "LABRIG_FLEET_SUBNET": "10.203.254.0/24",
+        "LABRIG_FLEET_CACHE": str(cache),
+    }
+    env.pop("LABRIG_FLEET_KEEP", None)
+    if keep is not None:
+        env["LABRIG_FLEET_KEEP"] = keep
+    return subprocess.run(
+        [str(FLEET_SH), "down"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(tool) for tool in FLEET_TOOLS),
+    reason="fleet.sh down needs root and the fleet's tools (tests/fleet/install-host-packages.sh)",
+)
+def test_down_keeps_only_the_layers_named_in_labrig_fleet_keep(tmp_path: Path) -> None:
+    assert not Path("/run/labrig-fleet/keeptest").exists(), "a fleet 'keeptest' is up"
+    layers = tmp_path / "layers" / "keeptest"
+    for host in ("node1", "node2"):
+        (layers / host / "upper" / "opt").mkdir(parents=True)
+        (layers / host / "upper" / "opt" / "build.o").write_text("object")
+
+    kept = _fleet_sh_down(tmp_path, keep="node1")
+
+    assert kept.returncode == 0, kept.stderr
+    assert (layers / "node1" / "upper" / "opt" / "build.o").is_file()
+    assert not (layers / "node2").exists()
+
+    plain = _fleet_sh_down(tmp_path, keep=None)
+
+    assert plain.returncode == 0, plain.stderr
+    assert not layers.exists()
