@@ -83,6 +83,14 @@ def runs(tmp_path_factory):
             mxnet_git_commit=moved,
             mxnet_make_target="no-such-target",
         ),
+        # Objects only, as the fleet's CUDA-objects stage asks for: several targets, no library.
+        "objects": _host(
+            workdir,
+            stand_in,
+            "objects",
+            mxnet_make_target="build/src/engine.o build/src/operator.o",
+            mxnet_use_mkldnn=False,
+        ),
         "cuda_12": _host(
             workdir,
             moved_stand_in,
@@ -177,3 +185,13 @@ def test_cuda_12_is_refused(runs):
     message = runs["first"].failure_message("cuda_12")
     assert "nvcc 12.2" in message
     assert "CUDA 11.x only" in message
+
+
+def test_make_targets_build_only_those_objects(runs):
+    assert runs["first"].failure("objects") is None, runs["first"].failure("objects")
+    src = runs["workdir"] / "objects" / "src"
+    built = sorted(path.name for path in (src / "build" / "src").iterdir())
+    assert built == ["engine.o", "operator.o"]
+    assert not (src / "lib" / "libmxnet.so").exists()
+    log = Path(runs["hosts"]["objects"]["mxnet_build_log"]).read_text()
+    assert log.startswith("labrig: make -j4 CXX=g++ build/src/engine.o build/src/operator.o at ")
