@@ -57,7 +57,7 @@ VERIFY_VARS = $(if $(CPU_ONLY),-e verify_cpu_only=true,) $(if $(FRAMEWORK),-e ve
 ROLLOUT_VARS = $(if $(BATCH),-e 'labrig_batch=$(BATCH)',) $(if $(MAX_FAIL),-e 'labrig_max_fail=$(MAX_FAIL)',)
 
 .PHONY: help setup test lint unit docs fleet-test provision check verify report demo fleet-up fleet-down \
-	bench-verify bench-fleet mxnet-archive _inventory _rollout
+	bench-verify bench-fleet mxnet-archive monitor _inventory _rollout
 
 help: ## this list
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -157,6 +157,9 @@ bench-burn-in: ## the burn-in sampler's overhead on GEMM throughput (one run, CP
 mxnet-archive: ## offline MXNet source archive from a recursive 1.9.1 checkout: SRC=<checkout> [OUT=artifacts]
 	@[ -n '$(SRC)' ] || { echo "error: SRC=<a recursive git checkout of MXNet 1.9.1> is required" >&2; exit 2; }
 	$(BIN)/python scripts/mxnet_archive.py '$(SRC)' $(if $(OUT),--out '$(OUT)',)
+
+monitor: _inventory ## Prometheus scrape config (targets: the inventory's labrig_monitoring hosts) + alert rules into OUT (default reports/monitoring)
+	$(BIN)/python scripts/monitor_config.py --inventory '$(INVENTORY)' --out '$(or $(OUT),reports/monitoring)'
 
 report: ## re-render the latest fleet report (RUN=<id> for an older one; OPEN=1 opens it)
 	$(BIN)/python -m verify.fleet report --width 80 $(if $(RUN),--run '$(RUN)',)
