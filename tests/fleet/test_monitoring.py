@@ -1,0 +1,244 @@
+"""Fleet health over time on the e2e's hosts (after test_e2e.py provisioned them with
+labrig_monitoring: true, profiles.yml): the nightly verify's service started once on each host,
+node_exporter serving its metrics on each host's address, and a real Prometheus (Debian's
+`prometheus` binary, started here on the bridge address with short intervals) that scrapes the
+fleet through `make monitor`'s config: node1's GPU checks fail with the real reason, node2 and
+node3 pass their CPU checks, and a stopped host's node_exporter-down alert fires. Everything this
+test starts it stops by PID."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fleet_support import REPO, Fleet, make, run
+
+PROMETHEUS = Path("/usr/bin/prometheus")
+SCRAPE_S = 2
+DOWN_AFTER_S = 6
+CPU_CHECK_PREFIXES = ("build.", "workload.")
+
+
+def _host_vars(inventory: Path) -> dict[str, dict[str, Any]]:
+    return {
+        path.stem: yaml.safe_load(path.read_text())
+        for path in (inventory.parent / "host_vars").glob("*.yml")
+    }
+
+
+def _free_port(address: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        return probe.getsockname()[1]
+
+
+class Prometheus:
+    """A Prometheus server of our own, asked through its HTTP API."""
+
+    def __init__(self, config: Path, data: Path, address: str, log: Path) -> None:
+        self.url = f"http://{address}:{_free_port(address)}"
+        self.log = log
+        self.process = subprocess.Popen(
+            [
+                str(PROMETHEUS),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={data}",
+                f"--web.listen-address={self.url.removeprefix('http://')}",
+                "--log.level=warn",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+    def get(self, path: str, **params: str) -> Any:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        with urllib.request.urlopen(f"{self.url}{path}{query}", timeout=10) as response:
+            body = json.load(response)
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        return self.get("/api/v1/query", query=promql)["result"]
+
+    def wait_for(self, what: str, probe, timeout_s: float) -> Any:
+        """Poll `probe()` until it returns something truthy; fail naming `what`."""
+        deadline = time.monotonic() + timeout_s
+        last: Any = None
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            try:
+                last = probe()
+            except OSError as exc:  # not listening yet
+                last = exc
+            else:
+                if last:
+                    return last
+            time.sleep(1)
+        pytest.fail(f"Prometheus: {what} not seen within {timeout_s:.0f} s (last: {last!r})")
+
+
+def _run_nightly_verify(fleet: Fleet, host: str):
+    return fleet.ssh(host, "sudo systemctl start labrig-verify.service", timeout=900)
+
+
+def test_prometheus_scrapes_the_fleet_and_fires_the_down_alert(
+    fleet: Fleet, profiled_inventory: Path, tmp_path: Path
+) -> None:
+    if not PROMETHEUS.exists() or not shutil.which("promtool"):
+        pytest.fail(
+            "Debian's prometheus package is missing: run tests/fleet/install-host-packages.sh"
+        )
+    began = time.monotonic()
+    profiles = _host_vars(profiled_inventory)
+    monitored = sorted(h for h in fleet.hosts if profiles[h].get("labrig_monitoring"))
+    assert monitored == sorted(fleet.hosts), profiles
+
+    # The timer's service, once on each host, as the timer would start it.
+    with ThreadPoolExecutor(len(monitored)) as pool:
+        runs = list(pool.map(lambda h: _run_nightly_verify(fleet, h), monitored))
+    for result in runs:
+        assert result.returncode == 0, result.explain()
+    ran_s = time.monotonic() - began
+
+    # make monitor, the way an operator writes the config; then the same with short intervals.
+    written = make("monitor", profiled_inventory, OUT=str(tmp_path / "monitor"), timeout=120)
+    assert written.returncode == 0, written.explain()
+    assert "promtool check config" in written.output and ": ok" in written.output, written.output
+    targets = json.loads((tmp_path / "monitor" / "targets" / "labrig-node.json").read_text())
+    expected = {h: f"{fleet.hosts[h]}:9100" for h in monitored}
+    assert {t["labels"]["host"]: t["targets"][0] for t in targets} == expected, targets
+    fast = tmp_path / "fast"
+    generated = run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "monitor_config.py"),
+            f"--inventory={profiled_inventory}",
+            f"--out={fast}",
+            f"--scrape-interval={SCRAPE_S}s",
+            f"--evaluation-interval={SCRAPE_S}s",
+            f"--down-after={DOWN_AFTER_S}s",
+        ],
+        timeout=120,
+    )
+    assert generated.returncode == 0, generated.explain()
+
+    bridge = urllib.parse.urlparse(fleet.vars["labrig_apt_proxy"]).hostname
+    prometheus = Prometheus(fast / "prometheus.yml", tmp_path / "data", bridge, tmp_path / "log")
+    stopped = monitored[-1]
+    try:
+        prometheus.wait_for(
+            "every host up",
+            lambda: len(prometheus.query('up{job="labrig-node"} == 1')) == len(monitored),
+            timeout_s=60,
+        )
+        _assert_the_fleet_metrics(prometheus, profiles, monitored)
+
+        stop = fleet.harness("stop", stopped)
+        assert stop.returncode == 0, stop.explain()
+        down_began = time.monotonic()
+        try:
+            alert = prometheus.wait_for(
+                f"LabrigNodeExporterDown firing for {stopped}",
+                lambda: [
+                    a
+                    for a in prometheus.get("/api/v1/alerts")["alerts"]
+                    if a["labels"]["alertname"] == "LabrigNodeExporterDown"
+                    and a["labels"]["host"] == stopped
+                    and a["state"] == "firing"
+                ],
+                timeout_s=90,
+            )
+            fired_s = time.monotonic() - down_began
+            others = {s["metric"]["host"] for s in prometheus.query('up{job="labrig-node"} == 1')}
+        finally:
+            start = fleet.harness("start", stopped)
+        assert start.returncode == 0, start.explain()
+        assert fleet.hosts[stopped] in alert[0]["annotations"]["summary"], alert
+        assert others == set(monitored) - {stopped}, others
+        # Booted again, node_exporter is back (enabled at boot) and the alert resolves.
+        prometheus.wait_for(
+            f"{stopped} up again",
+            lambda: prometheus.query(f'up{{job="labrig-node",host="{stopped}"}} == 1'),
+            timeout_s=90,
+        )
+    finally:
+        prometheus.stop()
+    assert prometheus.process.returncode is not None
+    print(
+        f"monitoring: nightly verify on {len(monitored)} hosts {ran_s:.0f} s; down alert "
+        f"fired {fired_s:.0f} s after the stop; test {time.monotonic() - began:.0f} s"
+    )
+
+
+def _assert_the_fleet_metrics(
+    prometheus: Prometheus, profiles: dict[str, dict[str, Any]], monitored: list[str]
+) -> None:
+    now = time.time()
+    for host in monitored:
+        (stamp,) = prometheus.query(f'labrig_verify_last_run_timestamp_seconds{{host="{host}"}}')
+        assert now - float(stamp["value"][1]) < 900, (host, stamp)
+
+    for host in monitored:
+        statuses = {
+            s["metric"]["check"]: s["value"][1]
+            for s in prometheus.query(f'labrig_check_status{{host="{host}"}}')
+        }
+        (code,) = prometheus.query(f'labrig_verify_exit_code{{host="{host}"}}')
+        if profiles[host].get("monitoring_verify_cpu_only"):
+            # CPU hosts: the framework's checks pass, the GPU ones are skipped, the run is fit.
+            cpu = {c: v for c, v in statuses.items() if c.startswith(CPU_CHECK_PREFIXES)}
+            assert cpu and set(cpu.values()) <= {"0", "3"}, (host, cpu)
+            assert cpu["build.import"] == "0" and cpu["workload.smoke.elementwise"] == "0", cpu
+            assert "workload.mlp" not in statuses, "quick mode skips the MLP"
+            assert code["value"][1] == "0", (host, statuses)
+            continue
+        # A host with the GPU stack but no GPU: its GPU checks fail, for the real reason.
+        assert statuses["driver.nvml"] == "1" and statuses["driver.nvidia_smi"] == "1", statuses
+        assert code["value"][1] == "1", host
+        reasons = {
+            s["metric"]["check"]: s["metric"]["reason"]
+            for s in prometheus.query(f'labrig_check_reason_info{{host="{host}"}}')
+        }
+        if profiles[host].get("e2e_expect_driver"):
+            assert "driver not loaded" in reasons["driver.nvml"].lower(), reasons
+            smi = reasons["driver.nvidia_smi"]
+            assert "exit 9" in smi or "couldn't communicate" in smi, reasons
+        else:
+            assert reasons["driver.nvml"], reasons
+        # ...and the alert says it, with the reason as its description.
+        alerts = prometheus.wait_for(
+            f"LabrigRequiredCheckFailing for {host} driver.nvml",
+            lambda host=host: [
+                a
+                for a in prometheus.get("/api/v1/alerts")["alerts"]
+                if a["labels"]["alertname"] == "LabrigRequiredCheckFailing"
+                and a["labels"]["host"] == host
+                and a["labels"]["check"] == "driver.nvml"
+                and a["state"] == "firing"
+            ],
+            timeout_s=30,
+        )
+        assert alerts[0]["annotations"]["description"] == reasons["driver.nvml"], alerts
