@@ -3,7 +3,8 @@
 It is not MXNet. A real 1.9.1 build takes CPU-hours, so the mxnet role's orchestration (clone at
 tag, verify commit, render config.mk, make -j N, stamp, install the binding, skip, rebuild) is
 proved against this repository instead. Its Makefile reads config.mk the way 1.9.1's does and
-records every make variable the role sets into `build/labrig-stand-in-make-vars.json`, appending
+records every make variable the role sets into `build/labrig-stand-in-make-vars.json` (and into
+`lib/libmxnet.so` after the marker line, so a wheel of the binding carries it), appending
 one line per build or clean to `stand-in-history.log` and one per object (with the PID of the make
 that built it) to `stand-in-objects.log`; a oneDNN stage under 3rdparty/mkldnn comes first, as in
 1.9.1, and `make slow` takes seconds per object; `python/` is an installable package named
@@ -104,6 +105,7 @@ _MAKEFILE_TAIL = """\
 \t@printf '"CXX_ORIGIN": "%s", ' '$(origin CXX)' >> $(RECORD)
 \t@printf '"MAKEFLAGS": "%s", ' '$(filter -j%,$(MAKEFLAGS))' >> $(RECORD)
 \t@printf '"config": "%s"}\\n' '$(config)' >> $(RECORD)
+\tcat $(RECORD) >> $@
 \techo "build $$(date +%s%N) -j=$(filter -j%,$(MAKEFLAGS)) config=$(config)" >> stand-in-history.log
 
 clean:
@@ -147,13 +149,21 @@ _FILES = {
         "import os\n\n"
         f'__version__ = "{STAND_IN_VERSION}"\n'
         "STAND_IN = True\n"
-        "_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')\n\n\n"
+        "_HERE = os.path.dirname(os.path.abspath(__file__))\n\n\n"
+        "def library_path():\n"
+        '    """libmxnet.so where 1.9.1\'s libinfo looks: the package itself (a wheel), then\n'
+        '    ../../lib (the build tree of an editable install)."""\n'
+        "    for path in (os.path.join(_HERE, 'libmxnet.so'),\n"
+        "                 os.path.join(_HERE, '..', '..', 'lib', 'libmxnet.so')):\n"
+        "        if os.path.exists(path):\n"
+        "            return os.path.realpath(path)\n"
+        "    raise OSError('libmxnet.so not found')\n\n\n"
         "def build_record():\n"
-        '    """The make variables the stand-in build received (lib found as 1.9.1 finds it)."""\n'
-        "    with open(os.path.join(_ROOT, 'lib', 'libmxnet.so')) as library:\n"
-        f"        assert library.read().strip() == {MARKER!r}\n"
-        "    with open(os.path.join(_ROOT, 'build', 'labrig-stand-in-make-vars.json')) as record:\n"
-        "        return json.load(record)\n"
+        '    """The make variables the stand-in build received, from the libmxnet.so found."""\n'
+        "    with open(library_path()) as library:\n"
+        "        marker, _, record = library.read().partition('\\n')\n"
+        f"    assert marker.strip() == {MARKER!r}\n"
+        "    return json.loads(record)\n"
     ),
 }
 
