@@ -76,23 +76,26 @@ EOF
 # Every process in the guest, and so every compile job make forks later, at the lowest priority:
 # the machine has two cores and CI runs beside this build.
 lower_priority() {
-  local supervisor nspawn pids
+  local supervisor nspawn init pids pid
   supervisor=/run/labrig-fleet/$LABRIG_FLEET/$HOST.nspawn.pid
   [[ -f $supervisor ]] || return 0
   nspawn=$(cat "$supervisor")
-  pids=$(pgrep --ns "$nspawn" --nslist pid 2>/dev/null || pgrep -P "$nspawn" || true)
-  pids=$(for pid in $(pgrep -P "$nspawn") $pids; do echo "$pid"; done | sort -u)
+  # The guest's init, and through its pid namespace only the guest's processes: nspawn itself
+  # lives in this machine's namespace, where --ns would match every process here.
+  init=$(pgrep -P "$nspawn" | head -n 1)
+  [[ -n $init ]] || return 0
+  [[ $(readlink "/proc/$init/ns/pid") != "$(readlink /proc/self/ns/pid)" ]] || return 0
+  pids=$(pgrep --ns "$init" --nslist pid)
   [[ -n $pids ]] || return 0
   # shellcheck disable=SC2086  # one pid per word
   renice -n 19 -p $pids >/dev/null 2>&1 || true
-  local pid
   for pid in $pids; do ionice -c 3 -p "$pid" 2>/dev/null || true; done
 }
 
 up() {
   local archive
   archive=$(archive_path)
-  nice -n 19 ionice -c 3 "$here/fleet.sh" up >/dev/null
+  "$here/fleet.sh" up >/dev/null
   lower_priority
   write_inventory "$archive"
 }
