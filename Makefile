@@ -57,7 +57,7 @@ VERIFY_VARS = $(if $(CPU_ONLY),-e verify_cpu_only=true,) $(if $(FRAMEWORK),-e ve
 ROLLOUT_VARS = $(if $(BATCH),-e 'labrig_batch=$(BATCH)',) $(if $(MAX_FAIL),-e 'labrig_max_fail=$(MAX_FAIL)',)
 
 .PHONY: help setup test lint unit docs fleet-test provision check verify report demo fleet-up fleet-down \
-	bench-verify bench-fleet mxnet-archive monitor _inventory _rollout
+	bench-verify bench-fleet mxnet-archive monitor trend _inventory _rollout
 
 help: ## this list
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -167,6 +167,10 @@ report: ## re-render the latest fleet report (RUN=<id> for an older one; OPEN=1 
 	if [ -n '$(OPEN)' ] && [ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ] && command -v xdg-open >/dev/null; then \
 	  xdg-open "$$html" >/dev/null 2>&1 & \
 	elif [ -n '$(OPEN)' ]; then echo "report: no desktop here to open it; the file is $$html"; fi
+
+trend: ## one host's history: each check's state across the stored runs (HOST=<name>; changed or failing ones)
+	@[ -n '$(HOST)' ] || { echo "error: HOST=<a host of the stored runs> is required" >&2; exit 2; }
+	$(BIN)/python -m verify.fleet trend '$(HOST)'
 
 demo: ## boot a local fleet, provision + verify one CPU host, show its report (root; KEEP=1 keeps it)
 	KEEP='$(KEEP)' tests/fleet/demo.sh

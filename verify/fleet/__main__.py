@@ -11,7 +11,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from verify.fleet.history import diff_fleets, format_diff, list_runs, load_fleet, resolve_run
+from verify.fleet.history import (
+    TREND_RUNS,
+    diff_fleets,
+    fleet_trends,
+    format_diff,
+    format_trend,
+    host_trend,
+    list_runs,
+    load_fleet,
+    load_history,
+    resolve_run,
+)
 from verify.fleet.html import render_html
 from verify.fleet.junit import render_junit
 from verify.fleet.merge import BURN_IN_SUFFIX, build_fleet
@@ -59,8 +70,19 @@ def _width(requested: int | None) -> int:
     return shutil.get_terminal_size(fallback=(132, 40)).columns
 
 
-def _render(run_dir: Path, args: argparse.Namespace) -> int:
-    fleet = build_fleet(run_dir, flag_below=args.flag_below)
+def _with_trends(fleet: dict[str, Any], run_dir: Path, reports_dir: Path) -> dict[str, Any]:
+    """Each host's trend over the stored runs up to this one (this one as just merged)."""
+    earlier = [
+        (run, stored)
+        for run, stored in load_history(reports_dir, until=run_dir.name, last=TREND_RUNS)
+        if run != run_dir.name
+    ]
+    history = [*earlier[-(TREND_RUNS - 1) :], (run_dir.name, fleet)]
+    return {**fleet, "trends": fleet_trends(history, [h["host"] for h in fleet["hosts"]])}
+
+
+def _render(run_dir: Path, args: argparse.Namespace, reports_dir: Path) -> int:
+    fleet = _with_trends(build_fleet(run_dir, flag_below=args.flag_below), run_dir, reports_dir)
     paths = write_fleet(fleet, run_dir)
     sys.stdout.write(
         render_summary(
@@ -101,15 +123,17 @@ def cmd_merge(args: argparse.Namespace) -> int:
         carried = carry_verify_reports(run_dir, Path(args.carry_from))
         if carried:
             print(f"verify reports carried into this burn-in run: {', '.join(carried)}")
-    status = _render(run_dir, args)
+    reports_dir = Path(args.reports_dir) if args.reports_dir else run_dir.parent
+    status = _render(run_dir, args, reports_dir)
     if not args.no_latest:
-        update_latest(Path(args.reports_dir) if args.reports_dir else run_dir.parent, run_dir)
+        update_latest(reports_dir, run_dir)
     return status
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    run_dir = resolve_run(Path(args.reports_dir or DEFAULT_REPORTS_DIR), args.run)
-    _render(run_dir, args)
+    reports_dir = Path(args.reports_dir or DEFAULT_REPORTS_DIR)
+    run_dir = resolve_run(reports_dir, args.run)
+    _render(run_dir, args, reports_dir)
     # Re-rendering is a view: the fleet's verdict was the exit code of the run itself.
     return 0
 
@@ -121,6 +145,21 @@ def cmd_diff(args: argparse.Namespace) -> int:
     changes = diff_fleets(load_fleet(run_a), load_fleet(run_b))
     sys.stdout.write(format_diff(changes, run_a.name, run_b.name))
     return 1 if args.fail_on_regression and any(c.regression for c in changes) else 0
+
+
+def cmd_trend(args: argparse.Namespace) -> int:
+    reports_dir = Path(args.reports_dir or DEFAULT_REPORTS_DIR)
+    history = load_history(reports_dir, last=args.last)
+    if not history:
+        raise FileNotFoundError(f"no runs in {reports_dir}: run `make verify` first")
+    trend = host_trend(history, args.host)
+    if not trend["runs"]:
+        known = sorted({h["host"] for _, fleet in history for h in fleet["hosts"]})
+        raise FileNotFoundError(
+            f"{args.host} is in none of the last {len(history)} runs (hosts: {', '.join(known)})"
+        )
+    sys.stdout.write(format_trend(trend, changed_only=not args.all))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,6 +208,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--fail-on-regression", action="store_true", help="exit 1 when a check went bad"
     )
     diff.set_defaults(func=cmd_diff)
+
+    trend = sub.add_parser("trend", help="one host's checks across the stored runs")
+    trend.add_argument("host")
+    trend.add_argument("--reports-dir", help=f"default: ./{DEFAULT_REPORTS_DIR}")
+    trend.add_argument(
+        "--last", type=int, default=TREND_RUNS, help=f"runs to show (default {TREND_RUNS})"
+    )
+    trend.add_argument(
+        "--all", action="store_true", help="every check, also those that passed in every run"
+    )
+    trend.set_defaults(func=cmd_trend)
     return parser
 
 

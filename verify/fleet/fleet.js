@@ -172,6 +172,47 @@
     if (selected) selected.classList.add("sel");
   }
 
+  // A host's burn-in beside its verify results: the run, each device's figures, and its plots
+  // (inline SVG drawn by verify/burn_in/plots.py when the page was made).
+  function burnInHtml(b) {
+    if (!b) return "";
+    const verdict = b.ok ? pill("ok", "passed") : pill("failed", "failed");
+    const ran = typeof b.duration_s === "number" ? (b.duration_s / 60).toFixed(2) + " min" : "?";
+    const devices = (b.devices || [])
+      .map((d) => {
+        const notRun = Object.keys(d.dtypes_not_run || {})
+          .map((k) => `${esc(k)} not run: ${esc(d.dtypes_not_run[k])}`)
+          .join("; ");
+        const figures = [
+          `${esc(d.iterations)} GEMM iterations (${esc((d.dtypes || []).join(", "))})`,
+          d.tflops_median === null ? null : `median ${fmt(d.tflops_median)} TFLOPS`,
+          `${esc(d.memory_passes)} memory passes`,
+          d.temperature_max_c === null ? null : `max ${esc(d.temperature_max_c)} °C`,
+        ].filter(Boolean);
+        const who = [d.label, d.name, d.uuid].filter(Boolean).map(esc).join(" · ");
+        return (
+          `<div class="burnin-device" data-device="${esc(d.label)}"><h5>${who}</h5>` +
+          `<p>${figures.join(" · ")}${notRun ? `<br><small>${notRun}</small>` : ""}</p>` +
+          `<div class="burnin-plots">${d.svg || ""}</div></div>`
+        );
+      })
+      .join("");
+    return (
+      `<h4 id="detail-burn-in">burn-in ${verdict}</h4>` +
+      kv([
+        ["started", esc(b.started)],
+        ["ran", `${ran} of ${esc(b.minutes)} min` + (b.interrupted ? `, stopped by ${esc(b.interrupted)}` : "")],
+        [
+          "checks",
+          `${b.counts.passed} passed, ${b.counts.failed} failed, ${b.counts.error} errors, ${b.counts.skipped} skipped`,
+        ],
+        ["first failure", b.first_failure ? esc(`${b.first_failure.check_id}: ${b.first_failure.reason}`) : null],
+        ["DCGM", b.dcgm ? "dcgmi diag ran" : esc(b.dcgm_why_not || "not run")],
+      ]) +
+      devices
+    );
+  }
+
   function showHost(h) {
     const host = hosts[h];
     const v = host.versions || {};
@@ -214,6 +255,7 @@
         ],
       ]) +
       (gpus ? `<h4>GPUs</h4><ul>${gpus}</ul>` : host.state === "ok" || host.state === "failed" ? "<p>no GPU</p>" : "") +
+      burnInHtml(host.burn_in) +
       (failing.length
         ? `<h4>failing checks</h4><ul>${failing
             .map(
@@ -222,7 +264,37 @@
                 `${esc(D.columns[c[0]])}</a>: ${esc(D.reasons[c[2]])}</li>`
             )
             .join("")}</ul>`
-        : "");
+        : "") +
+      historyHtml(host.host);
+  }
+
+  // A host's trend over the stored runs (fleet.json "trends"): a square per run, oldest left;
+  // only the checks that changed, or failed, in them.
+  function historyHtml(name) {
+    const t = (D.trends || {})[name];
+    if (!t || t.runs.length < 2) return "";
+    const hostClass = { ok: "p", failed: "f", unreachable: "n", suite_error: "e" };
+    const squares = (classes, titles) =>
+      classes.map((c, k) => `<td><i class="${c}" title="${esc(titles[k])}"></i></td>`).join("");
+    const shown = t.checks.filter(
+      (c) => new Set(c.states.replace(/-/g, "")).size > 1 || /[fe]/.test(c.states)
+    );
+    const rowsHtml = shown
+      .map((c) => {
+        const titles = [...c.states].map((s, k) => `${t.runs[k]}: ${STATUS[s] || "not run"}`);
+        return (
+          `<tr><th>${esc(c.subject === "host" ? "" : c.subject + " ")}${esc(c.check_id)}</th>` +
+          `${squares([...c.states].map((s) => (s === "-" ? "n" : s)), titles)}</tr>`
+        );
+      })
+      .join("");
+    const hostTitles = t.states.map((s, k) => `${t.runs[k]}: ${STATE_LABEL[s] || s}`);
+    return (
+      `<h4 id="detail-history">history: ${t.runs.length} runs, ${esc(t.runs[0])} … ${esc(t.runs[t.runs.length - 1])}</h4>` +
+      `<table class="trend"><tr><th>host</th>${squares(t.states.map((s) => hostClass[s] || "n"), hostTitles)}</tr>` +
+      `${rowsHtml}</table>` +
+      `<p>${t.checks.length - shown.length} checks passed, or were skipped, in every run that had them</p>`
+    );
   }
 
   function setupClicks() {

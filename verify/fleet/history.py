@@ -128,3 +128,95 @@ def format_diff(changes: list[Change], run_a: str, run_b: str) -> str:
         what = "" if c.check_id == "host" else f" {c.check_id}"
         lines.append(f"{mark} {where}{what}: {c.before} → {c.after}  ({c.reason})")
     return "\n".join(lines) + "\n"
+
+
+# --- a host's history: each check's state across the stored runs ------------------------------
+
+# One letter per run in a trend row: the states a check takes, and "-" where it did not run.
+TREND_LETTERS = {"passed": "p", "failed": "f", "error": "e", "skipped": "s"}
+ABSENT = "-"
+TREND_RUNS = 10
+HOST_STATE_LETTERS = {"ok": "o", "failed": "f", "unreachable": "u", "suite_error": "x"}
+
+
+def load_history(
+    reports_dir: Path, *, until: str | None = None, last: int = TREND_RUNS
+) -> list[tuple[str, dict[str, Any]]]:
+    """(run id, fleet) of the `last` runs up to and including run `until` (default: all), oldest
+    first. A run whose reports cannot be read is passed over: history is a view, not a verdict."""
+    runs = list_runs(Path(reports_dir))
+    if until is not None:
+        runs = [run for run in runs if run <= until]
+    history = []
+    for run in runs[-last:] if last > 0 else []:
+        try:
+            history.append((run, load_fleet(Path(reports_dir) / run)))
+        except (OSError, ValueError, KeyError):
+            continue
+    return history
+
+
+def host_trend(history: list[tuple[str, dict[str, Any]]], host: str) -> dict[str, Any]:
+    """{host, runs: [run ids], states: [host state per run], checks: [{subject, check_id,
+    states: "ppf-" (a letter per run, TREND_LETTERS), last_reason}]} over the runs in `history`
+    that have the host; checks in the order the newest run lists them, then older ones."""
+    runs, states, per_run = [], [], []
+    for run_id, fleet in history:
+        entry = next((h for h in fleet["hosts"] if h["host"] == host), None)
+        if entry is None:
+            continue
+        runs.append(run_id)
+        states.append(entry["state"])
+        checks = {}
+        for row in subject_rows(entry):
+            subject = "host" if row.gpu is None else f"gpu{row.gpu}"
+            for check in row.checks:
+                checks[(subject, check.check_id)] = (check.status.value, check.reason)
+        per_run.append(checks)
+    keys: dict[tuple[str, str], None] = {}
+    for checks in reversed(per_run):
+        keys.update(dict.fromkeys(checks))
+    rows = []
+    for key in keys:
+        letters = "".join(
+            TREND_LETTERS[checks[key][0]] if key in checks else ABSENT for checks in per_run
+        )
+        last_reason = next(c[key][1] for c in reversed(per_run) if key in c)
+        rows.append(
+            {"subject": key[0], "check_id": key[1], "states": letters, "last_reason": last_reason}
+        )
+    return {"host": host, "runs": runs, "states": states, "checks": rows}
+
+
+def fleet_trends(history: list[tuple[str, dict[str, Any]]], hosts: list[str]) -> dict[str, Any]:
+    """Each host's trend, for the hosts of the run being rendered."""
+    return {host: host_trend(history, host) for host in hosts}
+
+
+def format_trend(trend: dict[str, Any], *, changed_only: bool = False) -> str:
+    """A terminal table: a column per run (oldest left), a row per check and subject."""
+    runs = trend["runs"]
+    if not runs:
+        return f"{trend['host']}: in none of the stored runs\n"
+    lines = [
+        f"{trend['host']}: {len(runs)} runs, {runs[0]} … {runs[-1]}, oldest left",
+        "  checks: p passed  f failed  e error  s skipped  - not run",
+        "  host:   o ok  f failed  u unreachable  x suite could not run",
+    ]
+    width = max([len(f"{r['subject']} {r['check_id']}") for r in trend["checks"]] + [10])
+    host_letters = " ".join(HOST_STATE_LETTERS.get(s, "?") for s in trend["states"])
+    lines.append(f"{'host':<{width}}  {host_letters}")
+    shown = 0
+    for row in trend["checks"]:
+        seen = set(row["states"]) - {ABSENT}
+        steady = len(seen) == 1
+        if changed_only and steady and seen <= {"p", "s"}:
+            continue
+        shown += 1
+        label = f"{row['subject']} {row['check_id']}"
+        mark = "" if steady else f"   now: {row['last_reason']}"
+        lines.append(f"{label:<{width}}  {' '.join(row['states'])}{mark}")
+    if changed_only and shown < len(trend["checks"]):
+        hidden = len(trend["checks"]) - shown
+        lines.append(f"({hidden} checks passed, or were skipped, in every run that had them)")
+    return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ import json
 from importlib import resources
 from typing import Any
 
+from verify.burn_in.plots import charts_svg
 from verify.fleet.merge import host_model, subject_rows
 
 STATUS_CODES = {"passed": "p", "failed": "f", "error": "e", "skipped": "s"}
@@ -60,6 +61,8 @@ def page_data(fleet: dict[str, Any]) -> dict[str, Any]:
     }
     for h, host in enumerate(fleet["hosts"]):
         hosts.append({k: v for k, v in host.items() if k != "checks"})
+        if host.get("burn_in"):
+            hosts[-1]["burn_in"] = burn_in_view(host["burn_in"])
         for row in subject_rows(host):
             cells = []
             for check in row.checks:
@@ -98,7 +101,19 @@ def page_data(fleet: dict[str, Any]) -> dict[str, Any]:
         "reasons": reasons,
         "hosts": hosts,
         "rows": rows,
+        # Each host's checks across the stored runs (verify.fleet.history.host_trend).
+        "trends": fleet.get("trends") or {},
     }
+
+
+def burn_in_view(burn_in: dict[str, Any]) -> dict[str, Any]:
+    """A host's burn-in summary with each device's charts drawn (the burn-in's own plotting, so
+    the fleet page and the host's burn-in page show the same)."""
+    devices = [
+        {**{k: v for k, v in d.items() if k != "charts"}, "svg": charts_svg(d.get("charts") or [])}
+        for d in burn_in.get("devices") or []
+    ]
+    return {**burn_in, "devices": devices}
 
 
 def embed_json(data: Any) -> str:
