@@ -1,6 +1,6 @@
 """The per-host report as Prometheus text exposition, for node_exporter's textfile collector
 (`python -m verify --prometheus-textfile PATH`; the metrics are listed in verify/CONTRACTS.md
-section 5).
+section 6).
 
 `render` is pure (report dict -> text); `write` is the edge: the collector reads the directory
 at any moment, so the file is replaced whole (a temporary name it ignores, then a rename).
