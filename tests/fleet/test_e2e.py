@@ -273,13 +273,17 @@ def test_mirror_outage_during_a_light_hosts_first_install_is_survived(
     assert start.returncode == 0, start.explain()
     assert stop is not None, "the run never downloaded a package:\n" + first.explain()
     assert stop.returncode == 0, stop.explain()
-    assert in_flight.returncode == 0, "apt was not downloading when the mirror went away"
+    retried = f"FAILED - RETRYING: [{host}]" in first.output
+    # A download seen just before the stop may end in the second between: then the outage must show
+    # in the run itself (a task retried), or the test proved nothing.
+    assert in_flight.returncode == 0 or retried or "mirror unreachable" in first.output, (
+        "apt was not downloading when the mirror went away and no task retried:\n" + first.explain()
+    )
 
     if first.returncode == 0:
         _assert_all_hosts_ok(first, [host])
         # Retried through the outage: by apt itself (a download that waited it out) or the task.
         waited = [float(t) for t in re.findall(r" -+ (\d+\.\d+)s$", first.output, re.M)]
-        retried = f"FAILED - RETRYING: [{host}]" in first.output
         assert retried or max(waited, default=0) >= 30, first.explain()
     else:
         # Given up on, the host says why; the next run converges.
