@@ -17,11 +17,14 @@ import pytest
 
 from verify.burn_in import dcgm, plots, verdicts
 from verify.burn_in.cli import main as burn_in_main
-from verify.burn_in.sampling import XidWatch
-from verify.burn_in.series import DeviceRecord, columns, rows
+from verify.burn_in.dtypes import gemm_dtypes
+from verify.burn_in.report import BURN_IN_SCHEMA
+from verify.burn_in.sampling import KernelTail, XidWatch
+from verify.burn_in.series import SAMPLE_KEYS, DeviceRecord, columns, rows
 from verify.burn_in.worker import Worker, WorkerSpec, mismatch_ranges, pattern
 from verify.fleet.__main__ import main as fleet_main
-from verify.result import Status
+from verify.report.json_report import summarise
+from verify.result import CheckResult, Status
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "burn_in"
@@ -37,7 +40,7 @@ def cpu_worker(framework: str, seconds: float, **inject) -> Worker:
         framework=framework,
         gpu=None,
         ordinal=None,
-        deadline=time.time() + seconds,
+        seconds=seconds,
         size=64,
         check_every=2,
         memory_bytes=2 * 2**20,
@@ -64,6 +67,47 @@ def test_cpu_worker_clean_run_passes(framework):
     assert verdicts.judge_memory(record).status is Status.PASSED
     assert verdicts.judge_copies(record).status is Status.PASSED
     assert record.gemm["comparisons"] >= 1 and record.memory["passes"]
+    reason = verdicts.judge_gemm(record).reason
+    if framework == "torch":
+        assert record.gemm["dtypes"] == ["float16", "bfloat16", "float32"]
+        assert record.gemm["dtypes_not_run"] == {} and "not run" not in reason
+    else:
+        assert record.gemm["dtypes"] == ["float32"]
+        assert set(record.gemm["dtypes_not_run"]) == {"float16", "bfloat16"}
+        assert "bfloat16 not run: MXNet 1.9's dot has no bfloat16 kernel" in reason
+
+
+TORCH_KERNELS = frozenset({"float16", "float32", "float64"})
+MXNET_GPU_KERNELS = frozenset({"float16", "float32", "float64"})
+
+
+@pytest.mark.parametrize(
+    ("framework", "usable", "on_gpu", "capability", "runs", "not_run"),
+    [
+        ("torch", TORCH_KERNELS, True, (8, 6), ["float16", "bfloat16", "float32"], {}),
+        ("torch", TORCH_KERNELS, True, (9, 0), ["float16", "bfloat16", "float32"], {}),
+        ("torch", TORCH_KERNELS, True, (7, 5), ["float16", "float32"], {"bfloat16": "7.5"}),
+        ("torch", TORCH_KERNELS, True, None, ["float16", "float32"], {"bfloat16": "unknown"}),
+        ("torch", TORCH_KERNELS, False, None, ["float16", "bfloat16", "float32"], {}),
+        ("mxnet", MXNET_GPU_KERNELS, True, (9, 0), ["float16", "float32"], {"bfloat16": "MXNet"}),
+        (
+            "mxnet",
+            frozenset({"float32", "float64"}),
+            False,
+            None,
+            ["float32"],
+            {"bfloat16": "no bfloat16 kernel", "float16": "no float16 kernel on the CPU"},
+        ),
+    ],
+)
+def test_gemm_dtypes_are_the_cards_mix_and_say_why_not(
+    framework, usable, on_gpu, capability, runs, not_run
+):
+    run, why = gemm_dtypes(framework, usable, on_gpu=on_gpu, compute_capability=capability)
+    assert run == runs
+    assert set(why) == set(not_run)
+    for dtype, words in not_run.items():
+        assert words in why[dtype]
 
 
 def test_corrupted_gemm_result_at_iteration_k_fails_naming_it():
@@ -156,6 +200,37 @@ def test_new_xid_in_the_kernel_log_fails_old_one_does_not():
     assert watch.lines_for("0000:3b:00.0") == []
 
 
+def test_kernel_tail_reads_only_what_is_printed_after_it_opened(tmp_path):
+    """/dev/kmsg's record form, in a file: the Xid printed before the run is not new."""
+    kmsg = tmp_path / "kmsg"
+    before = (FIXTURES / "kern-before.log").read_text().splitlines()
+    after = (FIXTURES / "kern-after.log").read_text().splitlines()[len(before) :]
+    kmsg.write_text("".join(f"4,{n},{n}000,-;{line}\n" for n, line in enumerate(before)))
+    watch = XidWatch(
+        lambda: pytest.fail("the whole log is not read"), open_tail=lambda: KernelTail(str(kmsg))
+    )
+    watch.start()
+    with kmsg.open("a") as log:
+        for n, line in enumerate(after):
+            log.write(f"3,{100 + n},{n}500,-;{line}\n SUBSYSTEM=pci\n")
+    watch.poll()
+    watch.close()
+    record = fixture_record("power_capped.json")
+    record.xid_lines = watch.lines_for(record.pci_bus_id)
+    judgement = verdicts.judge_xid(record)
+    assert judgement.status is Status.FAILED and "Xid 79" in judgement.reason
+    assert "Xid 13" not in judgement.reason and not any("SUBSYSTEM" in x for x in watch.new)
+
+
+def test_kernel_log_read_whole_where_kmsg_cannot_open():
+    def no_kmsg():
+        raise PermissionError("/dev/kmsg")
+
+    watch = XidWatch(lambda: {"value": {"lines": ["old"]}}, open_tail=no_kmsg)
+    watch.start()
+    assert watch.tail is None and watch.baseline == {"old": 1}
+
+
 def test_unreadable_kernel_log_is_skipped_not_passed():
     watch = XidWatch(lambda: {"error": "PermissionError"})
     watch.start()
@@ -221,6 +296,7 @@ def test_cli_cpu_run_end_to_end_with_injected_corruption(tmp_path, capsys):
     assert checks["burnin.memory"]["status"] == "passed"
     device = report["burn_in"]["devices"][0]
     assert device["gemm_series"]["t"] and device["gemm_series"]["tflops"]
+    assert contract_problems(report) == []
     page = html_path.read_text()
     assert page.count("<svg") == 4 and "http://" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', ""
@@ -303,3 +379,114 @@ def test_plot_of_a_series_is_inline_svg():
     charts = plots.device_charts(record)
     assert charts.count("<svg") == 4 and "polyline" in charts
     assert "not sampled" in plots.svg_chart([], [], "power", "W")
+
+
+# verify/CONTRACTS.md section 5, as data: a report a reader can rely on.
+SECTION_2_KEYS = {
+    "schema", "host", "started", "duration_s", "phases", "labrig_version", "mode", "framework",
+    "versions", "gpus", "checks", "summary", "exit_code",
+}  # fmt: skip
+RUN_KEYS = {"minutes", "duration_s", "interrupted", "crashed", "dcgm", "devices"}
+DEVICE_KEYS = {
+    "gpu", "label", "uuid", "name", "pci_bus_id", "card", "series", "gemm_series", "gemm",
+    "memory", "copies", "xid_lines",
+}  # fmt: skip
+GEMM_DTYPES = {"float16", "bfloat16", "float32"}
+HOST_VERDICTS = {"burnin.run", "burnin.dcgm"}
+
+
+def contract_problems(report: dict) -> list[str]:
+    problems = []
+
+    def want(condition: bool, what: str) -> None:
+        if not condition:
+            problems.append(what)
+
+    want(set(report) >= SECTION_2_KEYS, f"section 2 keys missing: {SECTION_2_KEYS - set(report)}")
+    want(report["schema"] == BURN_IN_SCHEMA, "schema")
+    want(report["mode"] in ("gpu", "cpu-only"), "mode")
+    want(set(report["phases"]) == {"load_s"}, "phases")
+    checks = [CheckResult.from_dict(c) for c in report["checks"]]
+    want(report["summary"] == summarise(checks), "summary is not the checks' summary")
+    want(report["exit_code"] == (1 if any(c.blocking for c in checks) else 0), "exit code")
+    burn_in = report["burn_in"]
+    want(set(burn_in) == RUN_KEYS, f"burn_in keys: {set(burn_in) ^ RUN_KEYS}")
+    want(burn_in["interrupted"] in (None, "SIGINT", "SIGTERM", "SIGHUP"), "interrupted")
+    want(isinstance(burn_in["dcgm"].get("present"), bool), "dcgm.present")
+    want(burn_in["dcgm"]["present"] or bool(burn_in["dcgm"].get("why")), "dcgm: why not")
+    host_ids = [c.check_id for c in checks if c.gpu is None and c.check_id in HOST_VERDICTS]
+    want(sorted(host_ids) == sorted(HOST_VERDICTS), f"host verdicts: {host_ids}")
+    device_ids = set(verdicts.CHECK_IDS) - HOST_VERDICTS
+    for device in burn_in["devices"]:
+        label = device["label"]
+        want(set(device) == DEVICE_KEYS, f"{label} keys: {set(device) ^ DEVICE_KEYS}")
+        series = device["series"]
+        want(set(series) <= set(SAMPLE_KEYS), f"{label}: unknown series {set(series)}")
+        lengths = {len(v) for v in series.values()}
+        want(len(lengths) <= 1 and (not series or "t" in series), f"{label}: ragged series")
+        gemm_series = device["gemm_series"]
+        want(len(gemm_series["t"]) == len(gemm_series["tflops"]), f"{label}: gemm_series")
+        gemm = device["gemm"]
+        ran, not_run = set(gemm.get("dtypes") or []), set(gemm.get("dtypes_not_run") or {})
+        if not gemm.get("error"):
+            want(ran | not_run == GEMM_DTYPES and not ran & not_run, f"{label}: dtypes {gemm}")
+        for memory_pass in device["memory"].get("passes") or []:
+            want(memory_pass["pattern"] in ("walking_ones", "address", "random"), "pattern")
+        ids = {c.check_id for c in checks if c.gpu == device["gpu"]} - HOST_VERDICTS
+        want(ids == device_ids, f"{label}: verdicts {ids ^ device_ids}")
+        if device["gpu"] is None:
+            want(device["card"] == {} and series == {}, f"{label}: a CPU has no card or series")
+    return problems
+
+
+def burn_in_fixture_reports() -> list[Path]:
+    """The committed reports: the synthetic one, and a real GPU's (tests/gpu/device-run.sh)
+    where one was recorded."""
+    return sorted(FIXTURES.glob("*.burn-in.json"))
+
+
+@pytest.mark.parametrize("path", burn_in_fixture_reports(), ids=lambda p: p.name)
+def test_burn_in_fixture_reports_follow_the_contract(path):
+    report = json.loads(path.read_text(encoding="utf-8"))
+    assert contract_problems(report) == []
+    if path.name.startswith("synthetic-"):
+        assert report["synthetic"] is True
+    else:
+        assert path.name.startswith("real-") and "synthetic" not in report
+        assert report["mode"] == "gpu" and report["burn_in"]["minutes"] == 2
+
+
+def test_device_run_script_burn_in_part_rehearses_on_the_cpu(tmp_path):
+    """What tests/gpu/device-run.sh runs on a lent GPU, here on the CPU, so that it works the
+    first time there: the burn-in's JSON lands under $OUT and follows the contract."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "OUT": str(tmp_path / "out"),
+        "PYTHON": sys.executable,
+        "DEVICE_RUN_CPU_ONLY": "1",
+        "DEVICE_RUN_ONLY": "burn-in",
+        "DEVICE_RUN_BURN_IN_MINUTES": "0.05",
+    }
+    proc = subprocess.run(
+        ["bash", "tests/gpu/device-run.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = tmp_path / "out"
+    report = json.loads((out / "rehearsal-cpu.burn-in.json").read_text())
+    assert contract_problems(report) == []
+    assert report["burn_in"]["minutes"] == 0.05 and report["exit_code"] == 0
+    assert (out / "rehearsal-cpu.burn-in.html").exists() and not (out / "report.json").exists()
+    assert "burn-in exit code: 0" in (out / "device.txt").read_text()
+
+
+def test_contract_check_can_fail():
+    report = json.loads((FIXTURES / "synthetic-ws01.burn-in.json").read_text())
+    device = report["burn_in"]["devices"][1]
+    device["series"]["power_w"].pop()
+    device["gemm"]["dtypes"] = ["float32"]  # bf16 and fp16 left out without a word
+    report["exit_code"] = 0
+    problems = contract_problems(report)
+    assert "gpu1: ragged series" in problems and "exit code" in problems
+    assert any(p.startswith("gpu1: dtypes") for p in problems)

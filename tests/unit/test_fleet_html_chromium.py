@@ -6,6 +6,7 @@ Screenshots land in artifacts/ (gitignored) for a person to look at.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,9 @@ from verify.fleet.merge import build_fleet
 pytestmark = pytest.mark.chromium
 
 CHROMIUM = Path("/usr/bin/chromium")
+BURN_IN_FIXTURE = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "burn_in" / "synthetic-ws01.burn-in.json"
+)
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CHROMIUM_ARGS = [
     "--headless",
@@ -208,3 +212,48 @@ def test_grid_shows_each_hosts_driver_and_the_rma_view_names_the_card(
     assert reason.startswith("3 volatile uncorrected ECC error(s)")
     assert "generated 2026-11-27T10:22:33+00:00" in page.page.inner_text("#meta")
     assert page.errors == []
+
+
+def test_host_view_shows_its_burn_in_with_plots_per_gpu(browser, tmp_path: Path) -> None:
+    run_dir = copy_run(NEW_RUN, tmp_path)
+    shutil.copy(BURN_IN_FIXTURE, run_dir / BURN_IN_FIXTURE.name)
+    write_fleet(build_fleet(run_dir), run_dir)
+    page = LoadedPage(browser, run_dir / "fleet.html")
+    try:
+        assert page.errors == []
+        assert all(url.startswith("file://") for url in page.requests), page.requests
+        # The burn-in's checks join the grid beside verify's.
+        columns = page.page.evaluate(
+            "JSON.parse(document.getElementById('fleet-data').textContent).columns"
+        )
+        assert "burnin.thermal" in columns and "gpu.ecc" in columns
+        page.page.click("#grid-body a[data-host='0']")
+        assert page.page.inner_text("#detail-burn-in") == "burn-in failed"
+        detail = page.page.inner_text("#detail")
+        assert "1.01 min of 1 min" in detail and "burnin.thermal" in detail
+        assert "float16, bfloat16, float32" in detail
+        devices = page.page.eval_on_selector_all(
+            ".burnin-device",
+            """els => els.map(e => ({
+                device: e.dataset.device,
+                charts: [...e.querySelectorAll('svg')].map(s => s.getAttribute('aria-label')),
+                points: [...e.querySelectorAll('svg polyline')].map(
+                    p => p.getAttribute('points').split(' ').length),
+                width: e.querySelector('svg').getBoundingClientRect().width,
+            }))""",
+        )
+        assert [d["device"] for d in devices] == ["gpu0", "gpu1"]
+        for device in devices:
+            assert device["charts"] == [
+                "temperature (°C)",
+                "power (W)",
+                "SM clock (MHz)",
+                "GEMM rate (TFLOPS)",
+            ]
+            assert min(device["points"]) >= 2 and 0 < device["width"] <= 360
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.page.locator(".burnin-device").first.scroll_into_view_if_needed()
+        page.page.locator("#detail").screenshot(path=str(ARTIFACTS / "fleet-report-burn-in.png"))
+        assert page.errors == []
+    finally:
+        page.page.close()

@@ -1,5 +1,6 @@
-"""Per-GPU plots of a burn-in as one self-contained HTML page: inline SVG, no script, no
-network, so it opens from a mail attachment or an air-gapped lab share."""
+"""Per-GPU plots of a burn-in as inline SVG (no script, no network): the host's own page, which
+opens from a mail attachment or an air-gapped lab share, and the fleet report's host view draw
+them with the same code. The fleet keeps each chart thinned to a few hundred points."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import html
 from typing import Any
 
 WIDTH, HEIGHT, PAD = 360, 140, 34
+# Points a fleet report keeps of each chart: a 10-minute run of 8 GPUs on 200 hosts stays a page
+# a browser opens; a chart is barely 300 pixels wide anyway.
+FLEET_POINTS = 120
 CHARTS = (
     ("series", "temperature_c", "temperature", "°C"),
     ("series", "power_w", "power", "W"),
@@ -22,7 +26,8 @@ def svg_chart(times: list[float], values: list[Any], title: str, unit: str) -> s
     label = html.escape(f"{title} ({unit})")
     if not points:
         return (
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" role="img">'
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+            f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img">'
             f'<text x="8" y="18" font-size="12">{label}: not sampled</text></svg>'
         )
     t0, t1 = min(p[0] for p in points), max(p[0] for p in points)
@@ -39,7 +44,8 @@ def svg_chart(times: list[float], values: list[Any], title: str, unit: str) -> s
 
     path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="{label}">'
         f'<text x="8" y="16" font-size="12">{label}</text>'
         f'<text x="2" y="{y(high) + 4:.1f}" font-size="9">{high:g}</text>'
@@ -52,12 +58,39 @@ def svg_chart(times: list[float], values: list[Any], title: str, unit: str) -> s
     )
 
 
-def device_charts(device: dict[str, Any]) -> str:
+def thin(times: list[float], values: list[Any], points: int) -> tuple[list[float], list[Any]]:
+    """At most `points` of a series, keeping each stretch's lowest and highest value (in time
+    order), so a clock dip or a temperature spike of a second survives the thinning."""
+    kept = [(t, v) for t, v in zip(times, values, strict=False) if v is not None and t is not None]
+    stretches = max(1, points // 2)
+    if len(kept) <= points:
+        return [t for t, _ in kept], [v for _, v in kept]
+    out: list[tuple[float, Any]] = []
+    for number in range(stretches):
+        stretch = kept[number * len(kept) // stretches : (number + 1) * len(kept) // stretches]
+        low, high = min(stretch, key=lambda p: p[1]), max(stretch, key=lambda p: p[1])
+        out += sorted({low, high})
+    return [t for t, _ in out], [v for _, v in out]
+
+
+def chart_series(device: dict[str, Any], points: int | None = None) -> list[dict[str, Any]]:
+    """A device's charts as data: [{title, unit, t, v}] in CHARTS order, thinned to `points`."""
     charts = []
     for block, key, title, unit in CHARTS:
         series = device.get(block) or {}
-        charts.append(svg_chart(series.get("t") or [], series.get(key) or [], title, unit))
-    return "".join(charts)
+        times, values = series.get("t") or [], series.get(key) or []
+        if points:
+            times, values = thin(times, values, points)
+        charts.append({"title": title, "unit": unit, "t": list(times), "v": list(values)})
+    return charts
+
+
+def charts_svg(charts: list[dict[str, Any]]) -> str:
+    return "".join(svg_chart(c["t"], c["v"], c["title"], c["unit"]) for c in charts)
+
+
+def device_charts(device: dict[str, Any]) -> str:
+    return charts_svg(chart_series(device))
 
 
 def render_page(report: dict[str, Any]) -> str:

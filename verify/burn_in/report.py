@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from verify.burn_in.plots import FLEET_POINTS, chart_series
 from verify.report import json_report
 from verify.result import CheckResult
 
@@ -42,7 +43,8 @@ def build_burn_in_report(
 
 
 def burn_in_summary(report: dict[str, Any]) -> dict[str, Any]:
-    """What the fleet report shows of a host's burn-in: verdict, length, per-device medians."""
+    """What the fleet report shows of a host's burn-in: verdict, length, per-device medians and
+    each device's charts, thinned."""
     burn_in = report.get("burn_in") or {}
     summary = json_report.summarise([CheckResult.from_dict(c) for c in report.get("checks") or []])
     devices = []
@@ -58,6 +60,11 @@ def burn_in_summary(report: dict[str, Any]) -> dict[str, Any]:
                 "memory_passes": len((device.get("memory") or {}).get("passes") or []),
                 "tflops_median": sorted(rates)[len(rates) // 2] if rates else None,
                 "temperature_max_c": max(temps) if temps else None,
+                "name": device.get("name"),
+                "uuid": device.get("uuid"),
+                "dtypes": (device.get("gemm") or {}).get("dtypes") or [],
+                "dtypes_not_run": (device.get("gemm") or {}).get("dtypes_not_run") or {},
+                "charts": chart_series(device, FLEET_POINTS),
             }
         )
     return {
@@ -70,5 +77,6 @@ def burn_in_summary(report: dict[str, Any]) -> dict[str, Any]:
         "counts": {k: summary[k] for k in ("passed", "failed", "skipped", "error")},
         "first_failure": summary.get("first_failure"),
         "dcgm": bool((burn_in.get("dcgm") or {}).get("present")),
+        "dcgm_why_not": (burn_in.get("dcgm") or {}).get("why"),
         "devices": devices,
     }

@@ -17,7 +17,7 @@ from typing import Any
 
 from verify import cuda_devices
 from verify.burn_in import dcgm as dcgm_module
-from verify.burn_in.sampling import Sampler, XidWatch, card_limits, health_reader
+from verify.burn_in.sampling import KernelTail, Sampler, XidWatch, card_limits, health_reader
 from verify.burn_in.series import DeviceRecord
 from verify.burn_in.worker import WorkerSpec
 from verify.burn_in.worker import main as worker_main
@@ -64,10 +64,10 @@ class Outcome:
 
 def plan(
     snapshot: dict[str, Any], options: Options, *, list_devices=None
-) -> list[tuple[DeviceRecord, int | None]]:
-    """(record, framework device number) of every device the run loads."""
+) -> list[tuple[DeviceRecord, int | None, tuple[int, int] | None]]:
+    """(record, framework device number, compute capability) of every device the run loads."""
     if options.cpu_only:
-        return [(DeviceRecord(gpu=None, label="cpu"), None)]
+        return [(DeviceRecord(gpu=None, label="cpu"), None, None)]
     gpus = snapshot.get("nvml", {}).get("gpus") or []
     identities = []
     for device in gpus:
@@ -78,6 +78,7 @@ def plan(
                 "uuid": value(device.get("nvmlDeviceGetUUID")),
                 "pci_bus_id": pci.get("busId"),
                 "name": value(device.get("nvmlDeviceGetName")),
+                "compute_capability": value(device.get("nvmlDeviceGetCudaComputeCapability")),
             }
         )
     listed = (list_devices or cuda_devices.list_cuda_devices)()
@@ -95,7 +96,8 @@ def plan(
         if target.ordinal is None:
             record.gemm = {"error": f"no CUDA device: {target.why_not}"}
             record.memory = dict(record.gemm)
-        planned.append((record, target.ordinal))
+        capability = identity["compute_capability"]
+        planned.append((record, target.ordinal, tuple(capability) if capability else None))
     return planned
 
 
@@ -135,23 +137,27 @@ def execute(
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
     stop = context.Event()
-    records = {record.label: record for record, _ in planned}
+    records = {record.label: record for record, _, _ in planned}
     started = time.time()
+    # Each worker's clock starts once its setup (import, CUDA context, reference GEMMs) is done;
+    # a setup that takes longer than the grace below is stopped with the rest.
     deadline = started + options.minutes * 60
     xid = None
     if not options.cpu_only:
         from verify.snapshot import read_kernel_log
 
-        xid = XidWatch(read_log or read_kernel_log)
+        # A given reader (a recorded log) is the log; on a host, /dev/kmsg's new lines where
+        # this user may open it, else the whole log read again each poll.
+        xid = XidWatch(read_log or read_kernel_log, open_tail=None if read_log else KernelTail)
         xid.start()
     readers = {}
-    for record, _ in planned:
+    for record, _, _ in planned:
         if record.pci_bus_id:
             record.card = card_limits(record.pci_bus_id)
             readers[record.label] = health_reader(record.pci_bus_id)
     processes = {}
     with StopSignals(stop) as signals:
-        for record, ordinal in planned:
+        for record, ordinal, capability in planned:
             if record.gemm.get("error"):
                 continue
             spec = WorkerSpec(
@@ -159,7 +165,8 @@ def execute(
                 framework=options.framework,
                 gpu=record.gpu,
                 ordinal=ordinal,
-                deadline=deadline,
+                compute_capability=capability,
+                seconds=options.minutes * 60,
                 memory_share=options.memory_share,
                 inject=options.inject,
                 **options.sized(record.gpu is not None),
@@ -214,6 +221,7 @@ def execute(
         sampler.stop()
         if xid:
             xid.poll()
+            xid.close()
         duration = time.time() - started
         interrupted = signals.received
     for record in records.values():

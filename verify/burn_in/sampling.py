@@ -4,10 +4,14 @@ kernel log's new Xid lines.
 
 NVML is reached through `verify.load_sampler`'s one initialised session; each reading is taken
 on its own, so a query the card does not support leaves its field None and not the sample.
+The sampler must not slow the load it watches (benchmarks/burn_in_sampler.py measures it): the
+device handle is looked up once, and new kernel log lines are read from /dev/kmsg where it can
+be opened, instead of re-reading the whole boot's log (a `journalctl -k` subprocess) each poll.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -28,11 +32,15 @@ def _read(call: Callable[[], Any]) -> Any:
 def health_reader(bus_id: str, pynvml: Any = None) -> Callable[[], dict[str, Any]]:
     """A reader for the GPU at `bus_id`: each call returns one sample (without its time)."""
 
+    found: list[tuple[Any, Any, Any]] = []
+
     def sample() -> dict[str, Any]:
-        nvml = load_sampler._nvml(pynvml)
-        handle = nvml.nvmlDeviceGetHandleByPciBusId(bus_id)
-        reasons_of = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
-        reasons_of = reasons_of or nvml.nvmlDeviceGetCurrentClocksThrottleReasons
+        if not found:
+            nvml = load_sampler._nvml(pynvml)
+            reasons_of = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+            reasons_of = reasons_of or nvml.nvmlDeviceGetCurrentClocksThrottleReasons
+            found.append((nvml, nvml.nvmlDeviceGetHandleByPciBusId(bus_id), reasons_of))
+        nvml, handle, reasons_of = found[0]
         remapped = _read(lambda: nvml.nvmlDeviceGetRemappedRows(handle))
         power = _read(lambda: nvml.nvmlDeviceGetPowerUsage(handle))
         util = _read(lambda: nvml.nvmlDeviceGetUtilizationRates(handle))
@@ -87,12 +95,52 @@ def card_limits(bus_id: str, pynvml: Any = None) -> dict[str, Any]:
     }
 
 
-class XidWatch:
-    """New NVRM Xid lines since `start()`, per bus id. `read_log` is the snapshot's reader
-    ({"value": {"lines": [...]}} or {"error": ...})."""
+KMSG = "/dev/kmsg"
 
-    def __init__(self, read_log: Callable[[], dict[str, Any]]) -> None:
+
+class KernelTail:
+    """The kernel log lines printed since it was opened, from /dev/kmsg (one record a read:
+    'prio,seq,time,flags;message', continuation lines start with a space)."""
+
+    def __init__(self, path: str = KMSG) -> None:
+        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        os.lseek(self.fd, 0, os.SEEK_END)
+
+    def new_lines(self) -> list[str]:
+        lines: list[str] = []
+        while True:
+            try:
+                chunk = os.read(self.fd, 8192)
+            except BlockingIOError:
+                return lines
+            except BrokenPipeError:
+                # Records were overwritten before this read; the next read goes on from the
+                # oldest one the ring buffer still holds.
+                continue
+            if not chunk:
+                return lines
+            for record in chunk.decode("utf-8", "replace").split("\n"):
+                if record and not record.startswith(" "):
+                    lines.append(record.partition(";")[2])
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class XidWatch:
+    """New NVRM Xid lines since `start()`, per bus id. `open_tail` (a `KernelTail` factory)
+    reads only what the kernel printed since; where it cannot open, `read_log`, the snapshot's
+    reader of the whole log ({"value": {"lines": [...]}} or {"error": ...}), is compared with
+    the log at the start."""
+
+    def __init__(
+        self,
+        read_log: Callable[[], dict[str, Any]],
+        open_tail: Callable[[], KernelTail] | None = None,
+    ) -> None:
         self.read_log = read_log
+        self.open_tail = open_tail
+        self.tail: KernelTail | None = None
         self.baseline: Counter[str] | None = None
         self.new: list[str] = []
         self.readable = True
@@ -103,11 +151,20 @@ class XidWatch:
         return None if value is None else list(value.get("lines") or [])
 
     def start(self) -> None:
+        if self.open_tail:
+            try:
+                self.tail = self.open_tail()
+                return
+            except OSError:
+                self.tail = None
         lines = self._lines()
         self.readable = lines is not None
         self.baseline = Counter(lines or [])
 
     def poll(self) -> None:
+        if self.tail:
+            self.new += [line for line in self.tail.new_lines() if "NVRM: Xid" in line]
+            return
         lines = self._lines()
         if lines is None or self.baseline is None:
             return
@@ -119,6 +176,11 @@ class XidWatch:
                 seen[line] -= 1
             else:
                 self.new.append(line)
+
+    def close(self) -> None:
+        if self.tail:
+            self.tail.close()
+            self.tail = None
 
     def lines_for(self, bus_id: str | None) -> list[str] | None:
         if not self.readable:
@@ -153,7 +215,7 @@ class Sampler(threading.Thread):
         self.halt = threading.Event()
 
     def run(self) -> None:
-        next_xid = time.time() + self.xid_every_s
+        next_xid = time.time()
         while not self.halt.is_set():
             tick = time.time()
             for key, read in self.readers.items():

@@ -76,6 +76,7 @@ def judge_gemm(record: DeviceRecord) -> Judgement:
         "iterations": gemm["iterations"],
         "comparisons": gemm.get("comparisons", 0),
         "dtypes": gemm.get("dtypes", []),
+        "dtypes_not_run": gemm.get("dtypes_not_run", {}),
         "size": gemm.get("size"),
         "tflops_median": _median(record.gemm_series.get("tflops") or []),
     }
@@ -92,9 +93,10 @@ def judge_gemm(record: DeviceRecord) -> Judgement:
         )
     if not gemm.get("comparisons"):
         return fail(f"{_who(record)}: the run ended before any result was compared", **measured)
+    not_run = "".join(f"; {d} not run: {why}" for d, why in measured["dtypes_not_run"].items())
     return ok(
         f"{gemm['iterations']} iterations ({', '.join(measured['dtypes'])}), "
-        f"{gemm['comparisons']} bit-for-bit comparisons, all identical",
+        f"{gemm['comparisons']} bit-for-bit comparisons, all identical{not_run}",
         **measured,
     )
 

@@ -1,10 +1,11 @@
 """The load on one device, in its own process: GEMMs compared bit for bit with the first
-iteration's, memory test passes, and pinned host↔device round trips, until the deadline or the
+iteration's, memory test passes, and pinned host↔device round trips, for its seconds or until the
 stop event. Everything found is streamed to the parent as it happens, so a run that is stopped
 (or a worker that dies) still leaves what was measured.
 
-Messages on the queue: (key, "rate", {t, tflops, iterations}) and (key, "state", {gemm, memory,
-copies}) after every comparison, (key, "error", text), and (key, "done", state) at the end.
+Messages on the queue: (key, "rate", {t, tflops, iterations, cpu_s}) and (key, "state",
+{gemm, memory, copies}) after every comparison, (key, "error", text), and (key, "done", state)
+at the end.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from verify.burn_in.dtypes import gemm_dtypes
+
 PATTERNS = ("walking_ones", "address", "random")
 CHUNK_BYTES = 256 * 2**20
 
@@ -28,13 +31,17 @@ class WorkerSpec:
     gpu: int | None
     # The framework's device number (the CUDA ordinal the NVML GPU maps to); None on the CPU.
     ordinal: int | None
-    deadline: float
+    # Seconds of load, counted once the framework is imported and the reference results are
+    # made (minutes on a slow machine): a short run is not spent importing.
+    seconds: float
     size: int
     check_every: int
     memory_bytes: int | None
     memory_share: float
     copy_bytes: int
     cycle_s: float
+    # The card's (major, minor) from NVML: whether its tensor cores do bf16. None on the CPU.
+    compute_capability: tuple[int, int] | None = None
     seed: int = 20261127
     # Fault injection for the tests: {"gemm": k} corrupts the result read at iteration k,
     # {"memory": True} flips a bit read back in the first memory pass.
@@ -45,6 +52,15 @@ def bits(array: np.ndarray) -> np.ndarray:
     """The raw bits of a result, so that -0.0 ≠ 0.0 and NaN = NaN, as silicon sees them."""
     array = np.ascontiguousarray(array)
     return array.view(f"u{array.itemsize}")
+
+
+def result_bits(adapter: Any, tensor: Any, dtype: str) -> np.ndarray:
+    """A GEMM result's raw bits on the host."""
+    if dtype == "bfloat16":
+        # numpy has no bfloat16: the same 16 bits, read as int16 on the device (only torch runs
+        # bf16, see dtypes.py).
+        tensor = tensor.view(adapter.module().int16)
+    return bits(adapter.to_numpy(tensor))
 
 
 def pattern(name: str, base_word: int, words: int, run: int, seed: int) -> np.ndarray:
@@ -91,6 +107,7 @@ class Worker:
         self.adapter = adapter
         self.device = adapter.device(spec.ordinal)
         self.started = time.time()
+        self.deadline = self.started + spec.seconds
         self.gemm: dict[str, Any] = {"iterations": 0, "comparisons": 0, "mismatches": []}
         self.memory: dict[str, Any] = {"passes": []}
         self.copies: dict[str, Any] = {
@@ -108,17 +125,16 @@ class Worker:
 
     def should_stop(self) -> bool:
         # A parent that is gone (SIGKILL, lost session) takes the load with it.
-        return (
-            self.stop.is_set() or time.time() >= self.spec.deadline or os.getppid() != self.parent
-        )
+        return self.stop.is_set() or time.time() >= self.deadline or os.getppid() != self.parent
 
     def run(self) -> None:
         try:
             self._gemm_setup()
             self._copy_setup()
+            self.deadline = time.time() + self.spec.seconds
             run = 0
             while not self.should_stop():
-                gemm_until = min(self.spec.deadline, time.time() + self.spec.cycle_s * 0.8)
+                gemm_until = min(self.deadline, time.time() + self.spec.cycle_s * 0.8)
                 self._gemm_phase(gemm_until)
                 if self.should_stop():
                     break
@@ -134,9 +150,12 @@ class Worker:
 
     # --- GEMM ------------------------------------------------------------------------------
     def _gemm_setup(self) -> None:
-        usable = self.adapter.matmul_dtypes(self.device)
-        # The card's own mix: half precision on the tensor cores where the build has it, fp32.
-        self.dtypes = [d for d in ("float16", "bfloat16", "float32") if d in usable]
+        self.dtypes, not_run = gemm_dtypes(
+            self.spec.framework,
+            self.adapter.matmul_dtypes(self.device),
+            on_gpu=self.spec.gpu is not None,
+            compute_capability=self.spec.compute_capability,
+        )
         n = self.spec.size
         self.operands = {}
         self.reference = {}
@@ -146,8 +165,8 @@ class Worker:
                 (n, n), dtype, self.device, self.spec.seed + 2 * number + 1
             )
             self.operands[dtype] = (a, b)
-            self.reference[dtype] = bits(self.adapter.to_numpy(self.adapter.matmul(a, b)))
-        self.gemm.update({"dtypes": self.dtypes, "size": n})
+            self.reference[dtype] = result_bits(self.adapter, self.adapter.matmul(a, b), dtype)
+        self.gemm.update({"dtypes": self.dtypes, "dtypes_not_run": not_run, "size": n})
         self.gemm["iterations"] = 1
         self.results: dict[str, Any] = {}
 
@@ -170,6 +189,9 @@ class Worker:
                         "t": round(time.time() - self.started, 3),
                         "tflops": round(flops * done_since / elapsed / 1e12, 6),
                         "iterations": iteration,
+                        # CPU time of this process: the sampler's benchmark tells the time
+                        # other jobs took from the load apart from what the load itself got.
+                        "cpu_s": time.process_time(),
                     },
                 )
                 self._copy_round()
@@ -178,7 +200,7 @@ class Worker:
 
     def _compare(self, iteration: int) -> None:
         for dtype in self.dtypes:
-            got = bits(self.adapter.to_numpy(self.results[dtype]))
+            got = result_bits(self.adapter, self.results[dtype], dtype)
             if iteration == self.spec.inject.get("gemm"):
                 got = got.copy()
                 got.flat[7] ^= 1
