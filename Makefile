@@ -57,7 +57,7 @@ VERIFY_VARS = $(if $(CPU_ONLY),-e verify_cpu_only=true,) $(if $(FRAMEWORK),-e ve
 ROLLOUT_VARS = $(if $(BATCH),-e 'labrig_batch=$(BATCH)',) $(if $(MAX_FAIL),-e 'labrig_max_fail=$(MAX_FAIL)',)
 
 .PHONY: help setup test lint unit docs fleet-test provision check verify report demo fleet-up fleet-down \
-	bench-verify bench-fleet mxnet-archive monitor trend _inventory _rollout
+	bench-verify bench-fleet bench-scale mxnet-archive monitor trend _inventory _rollout
 
 help: ## this list
 	@grep -E '^[a-z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -184,5 +184,8 @@ fleet-down: ## stop the local test fleet and remove everything it started
 bench-verify: ## wall time of the verify suite and of each check, CPU only
 	$(BIN)/python benchmarks/verify_time.py
 
-bench-fleet: ## provisioning wall time 1 vs 3 hosts, no-op rerun ratio, cache bytes (root)
+bench-fleet: ## provisioning 1 vs 3 hosts, no-op wall/CPU, labrig vs plain apt+pip, shared source build (root)
 	benchmarks/fleet.sh
+
+bench-scale: ## 24 light hosts: no-op provision and quick verify at 1, 8, 24 hosts; memory; report size (root; not in CI)
+	benchmarks/scale.sh

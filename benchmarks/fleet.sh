@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# Fleet provisioning benchmark (printed, never asserted): on fresh local fleets with one light
-# profile, measures
-#   - `make provision` wall time for 1 host and for 3 hosts (ratio 3/1; goal <= 1.3),
-#   - the second, no-op run as a fraction of the first (goal <= 0.10),
-#   - `make verify CPU_ONLY=1` wall time per host,
-#   - bytes each host pulled through the apt cache and how many of them came from the mirror.
-# Needs root (it boots fleets). LABRIG_BENCH_PLAYBOOK=path runs that playbook instead of
-# `make provision` (e.g. tests/fleet/smoke.yml, to time the harness alone).
+# Fleet provisioning benchmark (printed, never asserted). On fresh local fleets, in one run:
+#   - light profile: `make provision` wall time for 1 host and for 3 hosts (ratio 3/1; goal <= 1.3),
+#   - the second, no-op run: wall time (goal <= 5 s for one host) and the controller's CPU time per
+#     host, user+sys of make, ansible-playbook and every child (goal <= 3 s),
+#   - the floor: one more fresh host given exactly the light profile's packages by hand (a plain
+#     `apt-get install` and `pip install` over SSH); labrig / plain (goal <= 1.3),
+#   - MXNet's source path against the stand-in build system (tests/fleet/stand_in_mxnet, `make slow`:
+#     a fixed 10 s per object) on the same hosts: 3 identical hosts / 1 host (goal <= 1.2; one build
+#     shared through the artifact cache, the other hosts install its wheel),
+#   - `make verify CPU_ONLY=1` wall time per host, and the bytes each host pulled through the apt
+#     cache and how many of them came from the mirror.
+# Needs root (it boots fleets). Honours LABRIG_FLEET (default bench), LABRIG_FLEET_SUBNET (default
+# 10.203.7.0/24) and LABRIG_FLEET_CACHE. LABRIG_BENCH_PLAYBOOK=path runs that playbook instead of
+# `make provision` (e.g. tests/fleet/smoke.yml, to time the harness alone; no plain host, no source
+# path then).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 fleet_sh=$repo/tests/fleet/fleet.sh
 export LABRIG_FLEET=${LABRIG_FLEET:-bench}
 export LABRIG_FLEET_SUBNET=${LABRIG_FLEET_SUBNET:-10.203.7.0/24}
+export LABRIG_FLEET_CACHE=${LABRIG_FLEET_CACHE:-/var/cache/labrig-fleet}
 playbook=${LABRIG_BENCH_PLAYBOOK:-}
 results=$(mktemp -d /tmp/labrig-bench-fleet.XXXXXX)
 
@@ -20,13 +28,13 @@ results=$(mktemp -d /tmp/labrig-bench-fleet.XXXXXX)
   echo "bench-fleet: needs root (it boots local fleets)" >&2
   exit 1
 }
-# `make verify` needs the roles a custom playbook may not have run.
-with_verify=0
-if [[ -z $playbook ]]; then with_verify=1; fi
+# `make verify`, the plain host and the source path need the roles a custom playbook may not run.
+full=0
+if [[ -z $playbook ]]; then full=1; fi
 
 trap '"$fleet_sh" down >/dev/null 2>&1 || true' EXIT INT TERM
 "$fleet_sh" down >/dev/null
-if [[ -z $playbook ]]; then "$repo/tests/fleet/prefetch-wheels.sh" >&2; fi
+if ((full)); then "$repo/tests/fleet/prefetch-wheels.sh" >&2; fi
 
 # "name address" per host of an inventory written by fleet.sh.
 fleet_hosts() {
@@ -51,46 +59,164 @@ VARS
   echo "$folder/hosts.ini"
 }
 
-# Runs a command, appends its output to a log, prints its wall time in seconds (ms precision).
+# The same hosts on MXNet's source path, against the stand-in placed at /srv/labrig-stand-in.
+source_inventory() {
+  local fleet_inventory=$1 folder=$2 commit=$3 host
+  mkdir -p "$folder/host_vars"
+  cp "$fleet_inventory" "$folder/hosts.ini"
+  while read -r host _; do
+    cat >"$folder/host_vars/$host.yml" <<VARS
+---
+labrig_use_cuda: false
+labrig_blas: openblas
+preflight_require_gpu: false
+mxnet_install_method: source
+mxnet_git_repo: file:///srv/labrig-stand-in/$commit/mxnet.git
+mxnet_git_commit: $commit
+mxnet_src_dir: /opt/labrig/src/stand-in-mxnet
+mxnet_venv: /opt/labrig/stand-in-venv
+mxnet_make_target: slow
+mxnet_share_build: true
+mxnet_artifact_cache: $folder/artifacts
+mxnet_use_opencv: false
+mxnet_use_ccache: false
+mxnet_build_progress_interval: 5
+mxnet_expectations_dir: /etc/labrig/stand-in-expectations.d
+VARS
+  done < <(fleet_hosts "$fleet_inventory")
+  echo "$folder/hosts.ini"
+}
+
+# Runs a command, appends its output to a log, prints "wall user+sys" in seconds: the wall time and
+# the CPU time of the command and all its children (bash's `times`, in a subshell of its own).
 timed() {
-  local log=$1 started status=0
+  local log=$1 status=0 line
   shift
-  started=$EPOCHREALTIME
-  "$@" >>"$log" 2>&1 || status=$?
-  awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f\n", b - a }'
+  line=$(
+    started=$EPOCHREALTIME
+    "$@" >>"$log" 2>&1 || exit $?
+    ended=$EPOCHREALTIME
+    # The children's user and system time, the second line of `times`: "0m1.234s 0m0.567s".
+    cpu=$(times | tail -n 1 | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/)
+      printf "%.2f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
+    awk -v a="$started" -v b="$ended" -v c="$cpu" 'BEGIN { printf "%.1f %s\n", b - a, c }'
+  ) || status=$?
   if ((status != 0)); then
     echo "bench-fleet: '$*' failed ($status); last lines of $log:" >&2
     tail -n 30 "$log" >&2
     return "$status"
   fi
+  echo "$line"
 }
 
 provision() {
   local inventory=$1 log=$2
+  shift 2
   if [[ -n $playbook ]]; then
     timed "$log" "$repo/.venv/bin/ansible-playbook" -i "$inventory" "$playbook"
   else
-    timed "$log" make -C "$repo" --no-print-directory provision "INVENTORY=$inventory"
+    timed "$log" make -C "$repo" --no-print-directory provision "INVENTORY=$inventory" "$@"
   fi
 }
 
-declare -A first_s second_s
-declare -a report_lines
+# The light profile's packages by hand on one fresh host: the apt proxy line, the packages the
+# roles install for it (mkl: openblas; mxnet: venv tooling and runtime libraries), a venv and the
+# pip lock's `mxnet` set from the wheelhouse, copied over first (the hosts reach no index).
+plain_install() {
+  local inventory=$1 host=$2 log=$3 address proxy pins wheels=() pin script=$results/plain.sh
+  local key=/run/labrig-fleet/$LABRIG_FLEET/id_ed25519 known=/run/labrig-fleet/$LABRIG_FLEET/known_hosts
+  address=$(fleet_hosts "$inventory" | awk -v h="$host" '$1 == h { print $2 }')
+  proxy=$(sed -n 's/^labrig_apt_proxy=//p' "$inventory")
+  pins=$("$repo/.venv/bin/python" - "$repo/roles/labrig/files/pip-lock.yml" <<'PY'
+import sys, yaml
+print(" ".join(line.split()[0] for line in yaml.safe_load(open(sys.argv[1]))["locks"]["cp311"]["mxnet"]))
+PY
+)
+  for pin in $pins; do
+    wheels+=("$(find "$LABRIG_FLEET_CACHE/wheels" -maxdepth 1 \( -iname "${pin%%==*}-${pin#*==}-*.whl" \
+      -o -iname "$(echo "${pin%%==*}" | tr - _)-${pin#*==}-*.whl" \) | head -n 1)")
+  done
+  {
+    echo "set -euo pipefail"
+    printf 'opts=(-i %q -o BatchMode=yes -o UserKnownHostsFile=%q -o StrictHostKeyChecking=yes)\n' "$key" "$known"
+    printf 'scp "${opts[@]}" -q %s %q:/tmp/\n' "$(printf '%q ' "${wheels[@]}")" "labrig@$address"
+    printf 'ssh "${opts[@]}" %q bash -s <<%s\n' "labrig@$address" "'HOST'"
+    echo "set -e"
+    printf 'echo %q | sudo tee /etc/apt/apt.conf.d/01proxy >/dev/null\n' "Acquire::http::Proxy \"$proxy\";"
+    echo "sudo apt-get update -q"
+    echo "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q libopenblas-dev liblapack-dev python3-venv python3-dev python3-packaging libgomp1 libquadmath0"
+    echo "sudo python3 -m venv /opt/plain-venv"
+    echo "sudo /opt/plain-venv/bin/pip install -q --no-index --find-links /tmp $pins"
+    echo "HOST"
+  } >"$script"
+  timed "$log" bash "$script"
+}
 
-# One fresh fleet of $1 hosts: first run, no-op run, verify per host, cache bytes per host.
+# Places the stand-in repository on every host of an inventory (not timed: it stands for a mirror).
+place_stand_in() {
+  local inventory=$1 archive=$2 commit=$3
+  "$repo/.venv/bin/ansible" -i "$inventory" all -b -m ansible.builtin.unarchive \
+    -a "src=$archive dest=/srv creates=/srv/labrig-stand-in/$commit/mxnet.git/HEAD" >>"$results/stand-in.log"
+}
+
+stand_in() {
+  local work=$results/stand-in commit
+  commit=$(cd "$repo" && .venv/bin/python -c "
+import json, sys
+sys.path.insert(0, 'tests/fleet/stand_in_mxnet')
+import make_stand_in
+print(make_stand_in.create(__import__('pathlib').Path('$work/labrig-stand-in')).commit)")
+  tar -C "$work" -cf "$work.tar" --transform "s|^labrig-stand-in/mxnet.git|labrig-stand-in/$commit/mxnet.git|" \
+    labrig-stand-in/mxnet.git
+  echo "$commit"
+}
+
+declare -A first_s noop_s noop_cpu source_s
+declare -a report_lines
+plain_s=""
+if ((full)); then stand_in_commit=$(stand_in); fi
+
+# One fresh fleet of $1 light hosts (and one more for the plain install when $2 is set): first run,
+# no-op run, the source path, verify per host, cache bytes per host.
 measure() {
-  local count=$1 inventory fleet_inventory log=$results/fleet-$1.log host address
-  LABRIG_FLEET_HOSTS=$count "$fleet_sh" up >"$results/up-$count.out"
+  local count=$1 plain=${2:-} inventory fleet_inventory log=$results/fleet-$1.log host address
+  local hosts=$count limit
+  if [[ -n $plain ]]; then hosts=$((count + 1)); fi
+  LABRIG_FLEET_HOSTS=$hosts "$fleet_sh" up >"$results/up-$count.out"
   fleet_inventory=$(tail -n 1 "$results/up-$count.out")
   inventory=$(light_inventory "$fleet_inventory" "$results/inventory-$count")
-  first_s[$count]=$(provision "$inventory" "$log")
-  second_s[$count]=$(provision "$inventory" "$log")
-  report_lines+=("$count host(s): first run ${first_s[$count]} s, no-op run ${second_s[$count]} s")
+  limit=$(fleet_hosts "$fleet_inventory" | head -n "$count" | awk '{ print $1 }' | paste -sd, -)
+  local first noop
+  first=$(provision "$inventory" "$log" "HOST=$limit")
+  noop=$(provision "$inventory" "$log" "HOST=$limit")
+  first_s[$count]=${first% *}
+  noop_s[$count]=${noop% *}
+  noop_cpu[$count]=$(awk -v c="${noop#* }" -v n="$count" 'BEGIN { printf "%.2f", c / n }')
+  report_lines+=("$count light host(s): first run ${first_s[$count]} s (controller CPU ${first#* } s), no-op run ${noop_s[$count]} s (controller CPU ${noop#* } s, ${noop_cpu[$count]} s per host)")
+  if [[ -n $plain ]]; then
+    local plain_host
+    plain_host=$(fleet_hosts "$fleet_inventory" | tail -n 1 | awk '{ print $1 }')
+    local plain_run
+    plain_run=$(plain_install "$fleet_inventory" "$plain_host" "$results/plain.log")
+    plain_s=${plain_run% *}
+    report_lines+=("  plain apt-get + pip install of the same packages on $plain_host: $plain_s s")
+  fi
+  if ((full)); then
+    local source_inventory source_run
+    source_inventory=$(source_inventory "$fleet_inventory" "$results/source-$count" "$stand_in_commit")
+    place_stand_in "$source_inventory" "$results/stand-in.tar" "$stand_in_commit"
+    source_run=$(provision "$source_inventory" "$results/source-$count.log" "HOST=$limit")
+    source_s[$count]=${source_run% *}
+    local builds
+    builds=$(grep -c "built here and shared" "$results/source-$count.log" || true)
+    report_lines+=("  source path (stand-in, 10 s per object): ${source_s[$count]} s; builds: $builds")
+  fi
   while read -r host address; do
     local verify_s="n/a"
-    if ((with_verify)); then
+    if ((full)); then
       verify_s=$(timed "$log" make -C "$repo" --no-print-directory verify "INVENTORY=$inventory" \
         "HOST=$host" CPU_ONLY=1)
+      verify_s=${verify_s% *}
     fi
     # apt-cacher-ng's transfer log: time|I (from the mirror) or O (to the client)|bytes|client|path
     local through_cache from_mirror
@@ -98,17 +224,22 @@ measure() {
       $4 == ip && $2 == "O" { o += $3 } $4 == ip && $2 == "I" { i += $3 }
       END { printf "%d %d\n", o, i }' "/run/labrig-fleet/$LABRIG_FLEET/apt-cacher-ng-log/apt-cacher.log")
     report_lines+=("  $host: verify ${verify_s} s; apt through the cache $((through_cache / 1048576)) MiB, of which from the mirror $((from_mirror / 1048576)) MiB")
-  done < <(fleet_hosts "$fleet_inventory")
+  done < <(fleet_hosts "$fleet_inventory" | head -n "$count")
   "$fleet_sh" down >/dev/null
 }
 
-measure 1
+if ((full)); then measure 1 plain; else measure 1; fi
 measure 3
 
-echo "labrig fleet benchmark, $(date -u +%FT%TZ), $(nproc) cores, playbook: ${playbook:-make provision}"
+echo "labrig fleet benchmark, $(date -u +%FT%TZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end, playbook: ${playbook:-make provision}"
 printf '%s\n' "${report_lines[@]}"
-awk -v one="${first_s[1]}" -v three="${first_s[3]}" -v noop="${second_s[3]}" 'BEGIN {
-  printf "provision 3 hosts / 1 host: %.2f (goal <= 1.3)\n", three / one
-  printf "no-op run / first run (3 hosts): %.2f (goal <= 0.10)\n", noop / three
+awk -v one="${first_s[1]}" -v three="${first_s[3]}" -v noop1="${noop_s[1]}" -v noop3="${noop_s[3]}" \
+  -v cpu1="${noop_cpu[1]}" -v cpu3="${noop_cpu[3]}" -v plain="$plain_s" \
+  -v src1="${source_s[1]:-}" -v src3="${source_s[3]:-}" 'BEGIN {
+  printf "provision 3 hosts / 1 host (light): %.2f (goal <= 1.3)\n", three / one
+  printf "no-op run, 1 light host: %.1f s wall (goal <= 5 s); controller CPU per host: %.2f s (1 host), %.2f s (3 hosts) (goal <= 3 s)\n", noop1, cpu1, cpu3
+  printf "no-op run / first run (3 hosts): %.2f\n", noop3 / three
+  if (plain != "") printf "labrig / plain apt-get + pip install (1 fresh host): %.2f (goal <= 1.3)\n", one / plain
+  if (src1 != "") printf "source path, 3 identical hosts / 1 host (stand-in): %.2f (goal <= 1.2)\n", src3 / src1
 }'
 echo "logs: $results"
