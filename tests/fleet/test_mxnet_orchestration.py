@@ -4,7 +4,10 @@
    MXNet: a real 1.9.1 build takes CPU-hours): clone at tag by URL, verify the commit, render
    config.mk, make -j N, stamp, install the binding into a venv; a second run changes nothing; a
    changed BLAS cleans, rebuilds and reinstalls.
-2. Pip method: the real CPU `mxnet==1.9.1` wheel and numpy 1.23.5 from the controller's
+2. One build per configuration (the same stand-in) on three hosts: one builds and shares a wheel
+   through the controller's artifact cache, the two others install it; a host given another
+   CUDA_ARCH then builds its own.
+3. Pip method: the real CPU `mxnet==1.9.1` wheel and numpy 1.23.5 from the controller's
    wheelhouse (the host reaches no index) into /opt/labrig/venv; MXNet computes there and its
    features are the ones written to 50-framework.yml.
 
@@ -82,7 +85,9 @@ def _apt_proxy_task() -> dict:
     }
 
 
-def _stand_in_play(host: str, archive: Path, commit: str, fresh=False, **overrides) -> dict:
+def _stand_in_play(
+    host: str, archive: Path, commit: str, fresh=False, pre_tasks=(), **overrides
+) -> dict:
     # Each test session generates a new stand-in (a new commit): start from an empty tree and venv.
     reset = [
         {
@@ -107,6 +112,7 @@ def _stand_in_play(host: str, archive: Path, commit: str, fresh=False, **overrid
                     "creates": f"{STAND_IN_ON_HOST}/{commit}/mxnet.git/HEAD",
                 },
             },
+            *pre_tasks,
         ],
         "roles": [
             {
@@ -155,6 +161,12 @@ def host():
 
 
 @pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> str:
+    """The controller's artifact cache of shared builds, kept across this module's runs."""
+    return str(tmp_path_factory.mktemp("artifacts"))
+
+
+@pytest.fixture(scope="module")
 def stand_in_archive(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("stand-in")
     stand_in = stand_in_generator.create(workdir / "labrig-stand-in")
@@ -164,13 +176,15 @@ def stand_in_archive(tmp_path_factory):
     return archive, stand_in.commit
 
 
-def test_source_method_builds_stamps_installs_skips_and_rebuilds(host, stand_in_archive, tmp_path):
+def test_source_method_builds_stamps_installs_skips_and_rebuilds(
+    host, stand_in_archive, artifacts, tmp_path
+):
     archive, commit = stand_in_archive
     timeout = 1800  # the first run installs build-essential through the fleet's cache
 
     first = helpers.run_playbook(
         tmp_path / "first",
-        [_stand_in_play(host, archive, commit, fresh=True)],
+        [_stand_in_play(host, archive, commit, fresh=True, mxnet_artifact_cache=artifacts)],
         Path(INVENTORY),
         timeout=timeout,
     )
@@ -194,7 +208,7 @@ def test_source_method_builds_stamps_installs_skips_and_rebuilds(host, stand_in_
 
     second = helpers.run_playbook(
         tmp_path / "second",
-        [_stand_in_play(host, archive, commit)],
+        [_stand_in_play(host, archive, commit, mxnet_artifact_cache=artifacts)],
         Path(INVENTORY),
         timeout=timeout,
     )
@@ -205,7 +219,11 @@ def test_source_method_builds_stamps_installs_skips_and_rebuilds(host, stand_in_
 
     third = helpers.run_playbook(
         tmp_path / "third",
-        [_stand_in_play(host, archive, commit, labrig_blas="atlas")],
+        [
+            _stand_in_play(
+                host, archive, commit, labrig_blas="atlas", mxnet_artifact_cache=artifacts
+            )
+        ],
         Path(INVENTORY),
         timeout=timeout,
     )
@@ -279,6 +297,111 @@ def test_an_interrupted_build_is_followed_to_its_end_never_made_twice(
     makes = {line.split()[-1] for line in objects if line.strip()}
     assert sorted(built) == sorted(set(built)) and len(built) == 6, objects
     assert len(makes) == 1, f"objects built by more than one make: {objects}"
+
+
+FAKE_CUDA = "/opt/labrig/stand-in-cuda"
+
+
+def _fake_nvcc_tasks() -> list[dict]:
+    # The stand-in compiles nothing: an nvcc that only names its release makes USE_CUDA=1 and
+    # CUDA_ARCH part of config.mk (and so of the build stamp) on the light hosts too.
+    folder = {
+        "name": "Create the stand-in CUDA directory",
+        "ansible.builtin.file": {"path": f"{FAKE_CUDA}/bin", "state": "directory", "mode": "0755"},
+    }
+    return [
+        folder,
+        {
+            "name": "Place an nvcc that says it is CUDA 11.8",
+            "ansible.builtin.copy": {
+                "dest": f"{FAKE_CUDA}/bin/nvcc",
+                "content": "#!/bin/sh\necho 'Cuda compilation tools, release 11.8, V11.8.89'\n",
+                "mode": "0755",
+            },
+        },
+    ]
+
+
+def _fleet_hosts() -> list[str]:
+    listing = subprocess.run(
+        [str(helpers.BIN / "ansible-inventory"), "-i", INVENTORY, "--list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return sorted(json.loads(listing.stdout)["_meta"]["hostvars"])
+
+
+def test_one_build_per_configuration_shared_through_the_artifact_cache(
+    stand_in_archive, artifacts, tmp_path
+):
+    """Three hosts with one configuration: one build, two installs of its wheel. Then the last
+    host gets another CUDA_ARCH: it builds its own, the others change nothing."""
+    archive, commit = stand_in_archive
+    hosts = _fleet_hosts()
+    assert len(hosts) >= 3, hosts
+    first_host, other_host = hosts[0], hosts[-1]
+
+    def play(other_arch: int, fresh: bool = False) -> dict:
+        arch = f"{{{{ [{other_arch}] if inventory_hostname == '{other_host}' else [86] }}}}"
+        return _stand_in_play(
+            ":".join(hosts),
+            archive,
+            commit,
+            fresh=fresh,
+            pre_tasks=_fake_nvcc_tasks(),
+            labrig_use_cuda=True,
+            cuda_home=FAKE_CUDA,
+            mxnet_cuda_arch=arch,
+            mxnet_use_ccache=False,
+            mxnet_artifact_cache=artifacts,
+        )
+
+    def probe(host: str, name: str) -> dict:
+        script = (
+            "import json, mxnet; print(json.dumps(dict(lib=mxnet.library_path(), "
+            'arch=mxnet.build_record()[\\"CUDA_ARCH\\"])))'
+        )
+        found = _probe(
+            host,
+            tmp_path / f"{name}-{host}",
+            f"sh -c 'test -e {STAND_IN_SRC}/stand-in-history.log && echo built || echo none; "
+            f"cat {STAND_IN_VENV}/.labrig-mxnet-build-stamp; cd / && "
+            f'{STAND_IN_VENV}/bin/python -c "{script}"\'',
+        ).splitlines()
+        return {"built": found[0] == "built", "stamp": found[1], **json.loads(found[2])}
+
+    started = time.monotonic()
+    shared = helpers.run_playbook(
+        tmp_path / "shared", [play(86, fresh=True)], Path(INVENTORY), timeout=1800
+    )
+    shared_s = time.monotonic() - started
+    for host in hosts:
+        assert shared.returncode == 0, _why(shared, host)
+    found = {host: probe(host, "shared") for host in hosts}
+    assert [host for host in hosts if found[host]["built"]] == [first_host], found
+    assert len({found[host]["stamp"] for host in hosts}) == 1, found
+    for host in hosts[1:]:
+        assert found[host]["lib"].startswith(f"{STAND_IN_VENV}/lib/"), found[host]
+        assert "sm_86" in found[host]["arch"], found[host]
+        assert f"{host}: MXNet build {found[host]['stamp'][:12]} built by {first_host}" in (
+            shared.stdout
+        )
+
+    started = time.monotonic()
+    other = helpers.run_playbook(tmp_path / "other", [play(90)], Path(INVENTORY), timeout=1800)
+    other_s = time.monotonic() - started
+    assert other.returncode == 0, _why(other, other_host)
+    again = {host: probe(host, "other") for host in hosts}
+    assert again[other_host]["built"] and "sm_90" in again[other_host]["arch"], again
+    assert again[other_host]["stamp"] != found[other_host]["stamp"]
+    for host in hosts[:-1]:
+        assert other.stats[host]["changed"] == 0, [
+            name for name, result in other.host_results(host) if result.get("changed")
+        ]
+    print(
+        f"shared build on {len(hosts)} hosts: {shared_s:.0f} s; another CUDA_ARCH: {other_s:.0f} s"
+    )
 
 
 def test_pip_method_installs_the_cpu_wheel_from_the_wheelhouse(host, tmp_path):
