@@ -381,6 +381,20 @@ def test_plot_of_a_series_is_inline_svg():
     assert "not sampled" in plots.svg_chart([], [], "power", "W")
 
 
+def test_fleet_charts_are_thinned_but_keep_a_one_second_dip():
+    """A 10-minute run's SM clock, one sample a second, with a 1 s throttle to 600 MHz."""
+    times = [float(t) for t in range(600)]
+    clocks = [1900 if t != 377 else 600 for t in range(600)]
+    device = {"series": {"t": times, "sm_clock_mhz": clocks}, "gemm_series": {}}
+    charts = plots.chart_series(device, plots.FLEET_POINTS)
+    clock = next(c for c in charts if c["title"] == "SM clock")
+    assert len(clock["t"]) <= plots.FLEET_POINTS and min(clock["v"]) == 600
+    assert clock["t"] == sorted(clock["t"]) and 377.0 in clock["t"]
+    assert clock["t"][0] == 0.0 and clock["t"][-1] >= 590
+    # Short series are kept whole, missing readings left out.
+    assert plots.thin([0, 1, 2], [5, None, 7], 120) == ([0, 2], [5, 7])
+
+
 # verify/CONTRACTS.md section 5, as data: a report a reader can rely on.
 SECTION_2_KEYS = {
     "schema", "host", "started", "duration_s", "phases", "labrig_version", "mode", "framework",

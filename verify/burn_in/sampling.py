@@ -117,6 +117,10 @@ class KernelTail:
                 # Records were overwritten before this read; the next read goes on from the
                 # oldest one the ring buffer still holds.
                 continue
+            except OSError:
+                # Anything else (a record past the buffer): what was read so far, the rest on
+                # the next poll; the sampler must not die of it.
+                return lines
             if not chunk:
                 return lines
             for record in chunk.decode("utf-8", "replace").split("\n"):
@@ -224,7 +228,7 @@ class Sampler(threading.Thread):
                     sample["t"] = round(time.time() - self.started, 3)
                     self.sink(key, sample)
             if self.xid and tick >= next_xid:
-                self.xid.poll()
+                _read(self.xid.poll)
                 next_xid = tick + self.xid_every_s
             self.halt.wait(max(0.0, self.interval_s - (time.time() - tick)))
 
