@@ -40,6 +40,9 @@ def test_burn_in_over_ssh_shows_in_the_fleet_report(fleet, profiled_inventory: P
     # Beside verify's: node3's verify report from the earlier run was carried into this one.
     assert {"burnin.run", "burnin.gemm", "burnin.memory"} <= ids, sorted(ids)
     assert any(i.startswith("workload.") for i in ids), sorted(ids)
-    assert "burnin.gemm" in (latest / "fleet.html").read_text()
+    fleet_html = (latest / "fleet.html").read_text()
+    assert "burnin.gemm" in fleet_html
+    # The host's per-device plots travel in the page's embedded data (its "<" escaped).
+    assert fleet_html.count("\\u003csvg") >= 4, "no burn-in plots in fleet.html"
     assert f"burn-in {HOST}: ok" in result.output
     print(f"make burn-in MINUTES=1 CPU_ONLY=1 took {took:.0f} s")
