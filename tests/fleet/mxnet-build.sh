@@ -128,6 +128,14 @@ echo "  MXNet objects \$mx_done of \$mx_total"
 [ -f lib/libmxnet.so ] && echo "  lib/libmxnet.so: \$(du -h lib/libmxnet.so | cut -f1)"
 echo "  last error: \$(grep -E 'error:|Error [0-9]+|Killed' $BUILD_LOG 2>/dev/null | tail -n 1 | cut -c1-300)"
 echo "  ccache: \$(ccache --show-stats 2>/dev/null | grep -E 'Hits|hit' | head -n 2 | tr -s ' ' | tr '\n' ';')"
+# CPU time of this make so far: each live process of its group with what it has reaped.
+pgid=\$(ps -o pgid= -p "\$(cat .labrig-build.pid 2>/dev/null)" 2>/dev/null | tr -d ' ')
+if [ -n "\$pgid" ]; then
+  ticks=\$(for pid in \$(ps -e -o pid=,pgid= | awk -v g="\$pgid" '\$2 == g { print \$1 }'); do
+    cut -d')' -f2- /proc/\$pid/stat 2>/dev/null | awk '{ print \$12 + \$13 + \$14 + \$15 }'; done |
+    awk '{ t += \$1 } END { print t + 0 }')
+  echo "  CPU time of this make so far: \$(( ticks / \$(getconf CLK_TCK) / 60 )) min"
+fi
 rss=\$(ps -C cc1plus -o rss= 2>/dev/null | sort -n | tail -n 1)
 echo "  load: \$(cut -d' ' -f1-3 /proc/loadavg); compile jobs: \$(pgrep -c -x cc1plus || true), largest now \$(( \${rss:-0} / 1024 )) MiB"
 EOF
