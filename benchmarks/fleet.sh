@@ -42,11 +42,19 @@ fleet_hosts() {
        on && NF { sub("ansible_host=", "", $2); print $1, $2 }' "$1"
 }
 
+# The first $3 hosts of a fleet's inventory (the plain host stays out of labrig's inventory: no
+# HOST= limit, whose host-name check would add its own ansible processes to the measured CPU).
+first_hosts() {
+  local fleet_inventory=$1 count=$2
+  awk -v n="$count" '/^\[fleet\]/ { on = 1; print; next } /^\[/ { on = 0 }
+    on && NF { if (++seen > n) next } { print }' "$fleet_inventory"
+}
+
 # The light profile every host gets: no CUDA stack, OpenBLAS, MXNet's CPU wheel.
 light_inventory() {
-  local fleet_inventory=$1 folder=$2 host
+  local fleet_inventory=$1 folder=$2 count=$3 host
   mkdir -p "$folder/host_vars"
-  cp "$fleet_inventory" "$folder/hosts.ini"
+  first_hosts "$fleet_inventory" "$count" >"$folder/hosts.ini"
   while read -r host _; do
     cat >"$folder/host_vars/$host.yml" <<'VARS'
 ---
@@ -61,9 +69,9 @@ VARS
 
 # The same hosts on MXNet's source path, against the stand-in placed at /srv/labrig-stand-in.
 source_inventory() {
-  local fleet_inventory=$1 folder=$2 commit=$3 host
+  local fleet_inventory=$1 folder=$2 commit=$3 count=$4 host
   mkdir -p "$folder/host_vars"
-  cp "$fleet_inventory" "$folder/hosts.ini"
+  first_hosts "$fleet_inventory" "$count" >"$folder/hosts.ini"
   while read -r host _; do
     cat >"$folder/host_vars/$host.yml" <<VARS
 ---
@@ -97,7 +105,9 @@ timed() {
     "$@" >>"$log" 2>&1 || exit $?
     ended=$EPOCHREALTIME
     # The children's user and system time, the second line of `times`: "0m1.234s 0m0.567s".
-    cpu=$(times | tail -n 1 | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/)
+    # Into a file: in a pipe, `times` would run in a fresh subshell that has no children yet.
+    times >"$log.times"
+    cpu=$(tail -n 1 "$log.times" | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/)
       printf "%.2f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
     awk -v a="$started" -v b="$ended" -v c="$cpu" 'BEGIN { printf "%.1f %s\n", b - a, c }'
   ) || status=$?
@@ -111,11 +121,10 @@ timed() {
 
 provision() {
   local inventory=$1 log=$2
-  shift 2
   if [[ -n $playbook ]]; then
     timed "$log" "$repo/.venv/bin/ansible-playbook" -i "$inventory" "$playbook"
   else
-    timed "$log" make -C "$repo" --no-print-directory provision "INVENTORY=$inventory" "$@"
+    timed "$log" make -C "$repo" --no-print-directory provision "INVENTORY=$inventory"
   fi
 }
 
@@ -180,15 +189,14 @@ if ((full)); then stand_in_commit=$(stand_in); fi
 # no-op run, the source path, verify per host, cache bytes per host.
 measure() {
   local count=$1 plain=${2:-} inventory fleet_inventory log=$results/fleet-$1.log host address
-  local hosts=$count limit
+  local hosts=$count
   if [[ -n $plain ]]; then hosts=$((count + 1)); fi
   LABRIG_FLEET_HOSTS=$hosts "$fleet_sh" up >"$results/up-$count.out"
   fleet_inventory=$(tail -n 1 "$results/up-$count.out")
-  inventory=$(light_inventory "$fleet_inventory" "$results/inventory-$count")
-  limit=$(fleet_hosts "$fleet_inventory" | head -n "$count" | awk '{ print $1 }' | paste -sd, -)
+  inventory=$(light_inventory "$fleet_inventory" "$results/inventory-$count" "$count")
   local first noop
-  first=$(provision "$inventory" "$log" "HOST=$limit")
-  noop=$(provision "$inventory" "$log" "HOST=$limit")
+  first=$(provision "$inventory" "$log")
+  noop=$(provision "$inventory" "$log")
   first_s[$count]=${first% *}
   noop_s[$count]=${noop% *}
   noop_cpu[$count]=$(awk -v c="${noop#* }" -v n="$count" 'BEGIN { printf "%.2f", c / n }')
@@ -203,9 +211,9 @@ measure() {
   fi
   if ((full)); then
     local source_inventory source_run
-    source_inventory=$(source_inventory "$fleet_inventory" "$results/source-$count" "$stand_in_commit")
+    source_inventory=$(source_inventory "$fleet_inventory" "$results/source-$count" "$stand_in_commit" "$count")
     place_stand_in "$source_inventory" "$results/stand-in.tar" "$stand_in_commit"
-    source_run=$(provision "$source_inventory" "$results/source-$count.log" "HOST=$limit")
+    source_run=$(provision "$source_inventory" "$results/source-$count.log")
     source_s[$count]=${source_run% *}
     local builds
     builds=$(grep -c "built here and shared" "$results/source-$count.log" || true)
