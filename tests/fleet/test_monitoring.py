@@ -1,10 +1,11 @@
-"""Fleet health over time on the e2e's hosts (after test_e2e.py provisioned them with
-labrig_monitoring: true, profiles.yml): the nightly verify's service started once on each host,
-node_exporter serving its metrics on each host's address, and a real Prometheus (Debian's
-`prometheus` binary, started here on the bridge address with short intervals) that scrapes the
-fleet through `make monitor`'s config: node1's GPU checks fail with the real reason, node2 and
-node3 pass their CPU checks, and a stopped host's node_exporter-down alert fires. Everything this
-test starts it stops by PID."""
+"""Fleet health over time on the e2e's hosts, after test_e2e.py provisioned them: the monitoring
+role added in one run (`--tags monitoring` with labrig_monitoring: true; a second run changes
+nothing), the nightly verify's service started once on each host, node_exporter serving its
+metrics on each host's address, and a real Prometheus (Debian's `prometheus` binary, started here
+on the bridge address with short intervals) that scrapes the fleet through `make monitor`'s
+config: node1's GPU checks fail with the real reason, node2 and node3 pass their CPU checks, a
+GPU job makes the service skip its run, and a stopped host's node_exporter-down alert fires.
+Everything this test starts it stops by PID."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
-from fleet_support import REPO, Fleet, make, run
+from fleet_support import REPO, Fleet, make, parse_play_recap, run
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 SCRAPE_S = 2
@@ -100,31 +101,70 @@ class Prometheus:
         pytest.fail(f"Prometheus: {what} not seen within {timeout_s:.0f} s (last: {last!r})")
 
 
+# The harness's nspawn guests (systemd 252 on a hybrid cgroup tree) sometimes cannot clean a
+# unit's cgroup after a run ("Failed to kill control group ... Input/output error"), and the next
+# start of the unit fails while attaching to it ("Failed to attach to cgroup", 219/CGROUP) before
+# any of its commands run. A start that left no trace is therefore tried again, up to 3 times.
+def _start_until(fleet: Fleet, host: str, done: str):
+    start = "sudo systemctl start labrig-verify.service"
+    return fleet.ssh(
+        host,
+        f"for i in 1 2 3; do {start} || true; {done} && exit 0; sleep 1; done; exit 1",
+        timeout=900,
+    )
+
+
 def _run_nightly_verify(fleet: Fleet, host: str):
-    return fleet.ssh(host, "sudo systemctl start labrig-verify.service", timeout=900)
+    marker = "/run/labrig-e2e-monitoring-start"
+    fresh = f"test /var/lib/labrig/node-exporter/labrig_verify.prom -nt {marker}"
+    touched = fleet.ssh(host, f"sudo touch {marker} && sleep 1")
+    assert touched.returncode == 0, touched.explain()
+    return _start_until(fleet, host, fresh)
+
+
+def _monitored_inventory(fleet: Fleet, make_inventory, profiled_inventory: Path) -> Path:
+    """The e2e profiles with monitoring on every host, quick CPU mode where there is no CUDA."""
+    profiles = _host_vars(profiled_inventory)
+    cpu_hosts = {
+        host: {"monitoring_verify_cpu_only": True}
+        for host in fleet.hosts
+        if not profiles[host].get("labrig_use_cuda")
+    }
+    return make_inventory("monitoring", all={"labrig_monitoring": True}, **cpu_hosts)
 
 
 def test_prometheus_scrapes_the_fleet_and_fires_the_down_alert(
-    fleet: Fleet, profiled_inventory: Path, tmp_path: Path
+    fleet: Fleet, make_inventory, profiled_inventory: Path, tmp_path: Path
 ) -> None:
     if not PROMETHEUS.exists() or not shutil.which("promtool"):
         pytest.fail(
             "Debian's prometheus package is missing: run tests/fleet/install-host-packages.sh"
         )
     began = time.monotonic()
-    profiles = _host_vars(profiled_inventory)
-    monitored = sorted(h for h in fleet.hosts if profiles[h].get("labrig_monitoring"))
-    assert monitored == sorted(fleet.hosts), profiles
+    inventory = _monitored_inventory(fleet, make_inventory, profiled_inventory)
+    profiles = _host_vars(inventory)
+    monitored = sorted(fleet.hosts)
+
+    # The role on the provisioned fleet, alone; then again, changing nothing.
+    first = make("provision", inventory, ARGS="--tags monitoring", timeout=1800)
+    recap = parse_play_recap(first.output)
+    assert first.returncode == 0 and set(recap) == set(monitored), first.explain()
+    assert all(counts["failed"] == 0 for counts in recap.values()), first.explain()
+    again = make("provision", inventory, ARGS="--tags monitoring", timeout=1800)
+    assert again.returncode == 0, again.explain()
+    changed = {host: counts["changed"] for host, counts in parse_play_recap(again.output).items()}
+    assert changed == dict.fromkeys(monitored, 0), again.explain()
+    provisioned_s = time.monotonic() - began
 
     # The timer's service, once on each host, as the timer would start it.
     with ThreadPoolExecutor(len(monitored)) as pool:
         runs = list(pool.map(lambda h: _run_nightly_verify(fleet, h), monitored))
     for result in runs:
         assert result.returncode == 0, result.explain()
-    ran_s = time.monotonic() - began
+    ran_s = time.monotonic() - began - provisioned_s
 
     # make monitor, the way an operator writes the config; then the same with short intervals.
-    written = make("monitor", profiled_inventory, OUT=str(tmp_path / "monitor"), timeout=120)
+    written = make("monitor", inventory, OUT=str(tmp_path / "monitor"), timeout=120)
     assert written.returncode == 0, written.explain()
     assert "promtool check config" in written.output and ": ok" in written.output, written.output
     targets = json.loads((tmp_path / "monitor" / "targets" / "labrig-node.json").read_text())
@@ -135,7 +175,7 @@ def test_prometheus_scrapes_the_fleet_and_fires_the_down_alert(
         [
             sys.executable,
             str(REPO / "scripts" / "monitor_config.py"),
-            f"--inventory={profiled_inventory}",
+            f"--inventory={inventory}",
             f"--out={fast}",
             f"--scrape-interval={SCRAPE_S}s",
             f"--evaluation-interval={SCRAPE_S}s",
@@ -155,6 +195,7 @@ def test_prometheus_scrapes_the_fleet_and_fires_the_down_alert(
             timeout_s=60,
         )
         _assert_the_fleet_metrics(prometheus, profiles, monitored)
+        _assert_a_busy_gpu_skips_the_run(fleet, prometheus, monitored[0])
 
         stop = fleet.harness("stop", stopped)
         assert stop.returncode == 0, stop.explain()
@@ -188,8 +229,56 @@ def test_prometheus_scrapes_the_fleet_and_fires_the_down_alert(
         prometheus.stop()
     assert prometheus.process.returncode is not None
     print(
-        f"monitoring: nightly verify on {len(monitored)} hosts {ran_s:.0f} s; down alert "
-        f"fired {fired_s:.0f} s after the stop; test {time.monotonic() - began:.0f} s"
+        f"monitoring: role twice {provisioned_s:.0f} s, nightly verify on {len(monitored)} hosts "
+        f"{ran_s:.0f} s, down alert fired {fired_s:.0f} s after the stop; "
+        f"test {time.monotonic() - began:.0f} s"
+    )
+
+
+# The host has no GPU: a file under /dev named like one stands in for the device a job holds open.
+# The service's condition sees an open descriptor whose target is /dev/nvidia*, as with a real job.
+BUSY_DEVICE = "/dev/nvidia-labrig-e2e"
+BUSY_TEXTFILE = "/var/lib/labrig/node-exporter/labrig_verify_busy.prom"
+
+
+def _assert_a_busy_gpu_skips_the_run(fleet: Fleet, prometheus: Prometheus, host: str) -> None:
+    before = fleet.ssh(host, "stat -c %Y /var/lib/labrig/node-exporter/labrig_verify.prom")
+    assert before.returncode == 0, before.explain()
+    job = fleet.ssh(
+        host,
+        f"sudo touch {BUSY_DEVICE} && (setsid sleep 300 <{BUSY_DEVICE} >/dev/null 2>&1 & echo $!)",
+    )
+    assert job.returncode == 0, job.explain()
+    pid = job.output.split()[-1]
+    try:
+        # The job holds the device once its shell has opened it: wait for that first.
+        holds = f"sudo find /proc/{pid}/fd -lname '{BUSY_DEVICE}' | grep -q ."
+        waited = fleet.ssh(
+            host, f"for i in $(seq 100); do {holds} && exit 0; sleep 0.1; done; exit 1"
+        )
+        assert waited.returncode == 0, waited.explain()
+        skipped = _start_until(fleet, host, f"test -e {BUSY_TEXTFILE}")
+        assert skipped.returncode == 0, skipped.explain()
+        skipped = fleet.ssh(
+            host,
+            f"cat {BUSY_TEXTFILE} && stat -c %Y /var/lib/labrig/node-exporter/labrig_verify.prom",
+        )
+    finally:
+        stopped = fleet.ssh(host, f"kill {pid}; sudo rm -f {BUSY_DEVICE}")
+    assert stopped.returncode == 0, stopped.explain()
+    assert skipped.returncode == 0, skipped.explain()
+    assert 'labrig_verify_skipped_timestamp_seconds{reason="busy"}' in skipped.output, (
+        skipped.output
+    )
+    assert "labrig_verify_busy_processes 1" in skipped.output.splitlines(), skipped.output
+    # The last results stay as they were; the skip is its own series.
+    assert skipped.output.split()[-1] == before.output.split()[-1], skipped.output
+    prometheus.wait_for(
+        f"{host}'s busy skip",
+        lambda: prometheus.query(
+            f'labrig_verify_skipped_timestamp_seconds{{host="{host}",reason="busy"}}'
+        ),
+        timeout_s=30,
     )
 
 
