@@ -164,9 +164,11 @@ def test_preflight_validates_every_role_before_any_change(tmp_path):
         {
             "wrong_cuda_method": {"cuda_install_method": "conda"},
             "wrong_driver_flavour": {"nvidia_driver_kernel_modules": "nouveau"},
+            "wrong_monitoring_port": {"monitoring_node_exporter_port": "the usual one"},
             "all_good": {},
         },
     )
     assert "cuda_install_method" in (run.failure_message("wrong_cuda_method") or "")
     assert "nvidia_driver_kernel_modules" in (run.failure_message("wrong_driver_flavour") or "")
+    assert "monitoring_node_exporter_port" in (run.failure_message("wrong_monitoring_port") or "")
     assert run.failure("all_good") is None
