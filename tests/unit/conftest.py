@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -386,3 +388,15 @@ def synthetic_variants() -> dict[str, Any]:
 @pytest.fixture
 def snapshot_dir() -> Path:
     return SNAPSHOT_DIR
+
+
+@pytest.fixture
+def promtool() -> str:
+    """Debian's promtool: the monitoring tests check their output with it. CI must have it."""
+    found = shutil.which("promtool")
+    if not found:
+        message = "promtool is missing: install Debian's prometheus package (make setup)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found

@@ -4,8 +4,6 @@ every alert promtool's own unit tests fire (monitoring/labrig.rules.test.yml).""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -84,20 +82,10 @@ def test_write_config_lays_out_what_prometheus_yml_names(tmp_path):
     assert sorted(p.name for p in (tmp_path / "targets").iterdir()) == ["labrig-node.json"]
 
 
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if not found:
-        message = "promtool is missing: install Debian's prometheus package (make setup)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
-
-
-def test_promtool_accepts_the_written_config(tmp_path):
+def test_promtool_accepts_the_written_config(tmp_path, promtool):
     monitor_config.write_config(tmp_path, INVENTORY, down_after="30s")
     checked = subprocess.run(
-        [promtool(), "check", "config", str(tmp_path / "prometheus.yml")],
+        [promtool, "check", "config", str(tmp_path / "prometheus.yml")],
         capture_output=True,
         text=True,
         check=False,
@@ -105,9 +93,9 @@ def test_promtool_accepts_the_written_config(tmp_path):
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_promtool_unit_tests_of_the_alert_rules_pass():
+def test_promtool_unit_tests_of_the_alert_rules_pass(promtool):
     tested = subprocess.run(
-        [promtool(), "test", "rules", "labrig.rules.test.yml"],
+        [promtool, "test", "rules", "labrig.rules.test.yml"],
         cwd=MONITORING,
         capture_output=True,
         text=True,

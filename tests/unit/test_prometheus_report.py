@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -223,18 +221,8 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["labrig_verify.prom"]
 
 
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if not found:
-        message = "promtool is missing: install Debian's prometheus package (make setup)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
-
-
 @pytest.mark.parametrize("snapshot", ["xid-fallen-off-the-bus", "ecc-errors", "nvml-absent"])
-def test_cli_writes_metrics_alone_that_promtool_accepts(tmp_path, snapshot, capsys):
+def test_cli_writes_metrics_alone_that_promtool_accepts(tmp_path, snapshot, capsys, promtool):
     target = tmp_path / "out.prom"
     code = cli.main(
         [
@@ -252,7 +240,7 @@ def test_cli_writes_metrics_alone_that_promtool_accepts(tmp_path, snapshot, caps
     text = target.read_text()
     assert "labrig_verify_exit_code 1" in text.splitlines()
     checked = subprocess.run(
-        [promtool(), "check", "metrics"], input=text, capture_output=True, text=True, check=False
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
