@@ -50,19 +50,13 @@ first_hosts() {
     on && NF { if (++seen > n) next } { print }' "$fleet_inventory"
 }
 
-# The light profile every host gets: no CUDA stack, OpenBLAS, MXNet's CPU wheel.
+# The light profile every host gets (benchmarks/light-profile.yml).
 light_inventory() {
   local fleet_inventory=$1 folder=$2 count=$3 host
   mkdir -p "$folder/host_vars"
   first_hosts "$fleet_inventory" "$count" >"$folder/hosts.ini"
   while read -r host _; do
-    cat >"$folder/host_vars/$host.yml" <<'VARS'
----
-labrig_use_cuda: false
-labrig_blas: openblas
-mxnet_install_method: pip
-preflight_require_gpu: false
-VARS
+    cp "$repo/benchmarks/light-profile.yml" "$folder/host_vars/$host.yml"
   done < <(fleet_hosts "$fleet_inventory")
   echo "$folder/hosts.ini"
 }

@@ -30,13 +30,7 @@ fleet_inventory=$("$fleet_sh" up | tail -n 1)
 inventory=$results/inventory/hosts.ini
 mkdir -p "$results/inventory/group_vars"
 cp "$fleet_inventory" "$inventory"
-cat >"$results/inventory/group_vars/all.yml" <<'VARS'
----
-labrig_use_cuda: false
-labrig_blas: openblas
-mxnet_install_method: pip
-preflight_require_gpu: false
-VARS
+cp "$repo/benchmarks/light-profile.yml" "$results/inventory/group_vars/all.yml"
 cat >"$results/quick.yml" <<'VARS'
 ---
 verify_extra_args: [--skip, workload.mlp, workload.perf]
