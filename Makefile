@@ -40,7 +40,7 @@ refuse_unsafe = $(foreach char,$2,$(if $(findstring $($(char)),$(value $1)),$(er
   $1: a value with $($(char)) is refused: it could run shell code)))$(if \
   $(findstring $(newline),$(value $1)),$(error $1: a value with a newline is refused: it could run shell code))
 # Recipes single-quote every value but ARGS, which is split into words on purpose.
-$(foreach var,HOST INVENTORY FRAMEWORK RUN CPU_ONLY OPEN KEEP BATCH MAX_FAIL MINUTES DCGM_LEVEL SRC OUT,$(call refuse_unsafe,$(var),quote \
+$(foreach var,HOST INVENTORY FRAMEWORK RUN CPU_ONLY OPEN KEEP BATCH MAX_FAIL FULL MINUTES DCGM_LEVEL SRC OUT,$(call refuse_unsafe,$(var),quote \
   dquote semi dollar backtick))
 $(call refuse_unsafe,ARGS,quote dquote semi dollar backtick pipe amp lt gt)
 
@@ -54,7 +54,8 @@ PLAYBOOK = $(BIN)/ansible-playbook -i '$(INVENTORY)' $(LIMIT)
 VERIFY_VARS = $(if $(CPU_ONLY),-e verify_cpu_only=true,) $(if $(FRAMEWORK),-e verify_framework=$(FRAMEWORK),)
 # Rollouts: hosts in batches (a count, a percentage, or a list of them: 1,25%,100%), and how many
 # per cent of a batch may fail before the rollout stops (a batch that fails whole always stops it).
-ROLLOUT_VARS = $(if $(BATCH),-e 'labrig_batch=$(BATCH)',) $(if $(MAX_FAIL),-e 'labrig_max_fail=$(MAX_FAIL)',)
+ROLLOUT_VARS = $(if $(BATCH),-e 'labrig_batch=$(BATCH)',) $(if $(MAX_FAIL),-e 'labrig_max_fail=$(MAX_FAIL)',) \
+  $(if $(FULL),-e labrig_fast_path=false,)
 
 .PHONY: help setup test lint unit docs fleet-test provision check verify report demo fleet-up fleet-down \
 	bench-verify bench-fleet bench-scale mxnet-archive monitor trend _inventory _rollout
@@ -93,11 +94,11 @@ _inventory:
 	@[ -f '$(INVENTORY)' ] || [ -d '$(INVENTORY)' ] || { \
 	  echo "error: inventory '$(INVENTORY)' not found: copy inventory.example to inventory, or pass INVENTORY=path" >&2; exit 2; }
 	@if [ -n '$(HOST)' ]; then \
-	  known=$$($(BIN)/ansible -i '$(INVENTORY)' all --list-hosts 2>/dev/null | tail -n +2 | xargs); \
 	  for pattern in $$(echo '$(HOST)' | tr ',:' '  '); do \
 	    case "$$pattern" in '!'*|'&'*) continue;; esac; \
 	    n=$$($(BIN)/ansible -i '$(INVENTORY)' "$$pattern" --list-hosts 2>/dev/null | sed -n '1s/.*hosts (\([0-9]*\)).*/\1/p'); \
 	    if [ "$${n:-0}" = 0 ]; then \
+	      known=$$($(BIN)/ansible -i '$(INVENTORY)' all --list-hosts 2>/dev/null | tail -n +2 | xargs); \
 	      echo "error: HOST=$$pattern is not a host or group in $(INVENTORY); known hosts: $$known" >&2; exit 2; fi; \
 	  done; fi
 
@@ -117,13 +118,13 @@ provision check:
 	  exit 2; fi
 	$(BIN)/ansible-playbook -i localhost, -c local -e ansible_python_interpreter=/usr/bin/python3 \
 	  playbooks/provision.yml \
-	  $(if $(filter check,$@),--check --diff,) $(ARGS)
+	  $(if $(filter check,$@),--check --diff,) $(if $(FULL),-e labrig_fast_path=false,) $(ARGS)
 
 verify:
 	$(BIN)/python -m verify.this_machine $(if $(CPU_ONLY),--cpu-only,) \
 	  $(if $(FRAMEWORK),--framework '$(FRAMEWORK)',)
 else
-provision: _inventory _rollout ## provision HOST (or every host; BATCH=1,25% MAX_FAIL=0 for a rollout)
+provision: _inventory _rollout ## provision HOST (or every host; BATCH=1,25% MAX_FAIL=0 for a rollout; FULL=1 runs every task)
 	$(PLAYBOOK) playbooks/provision.yml $(ROLLOUT_VARS) $(ARGS)
 
 check: _inventory _rollout ## dry run of provision with --check --diff: what would change on HOST

@@ -13,8 +13,10 @@ name: labrig_summary
 type: aggregate
 short_description: Summary of a labrig provisioning run, printed even when every host failed
 description:
-  - For playbooks/provision.yml (and site.yml): one line per host that failed (the reason the play
-    recorded, "<task>: <reason>"), was unreachable, or was never run because the rollout stopped.
+  - >-
+    For playbooks/provision.yml (and site.yml): one line per host that failed (the reason the play
+    recorded, "<task>: <reason>"), was unreachable, or was never run because the rollout stopped;
+    then the hosts the converged fast path left alone, and why the others had a full run.
 requirements: [enable in ansible.cfg (callbacks_enabled)]
 """
 
@@ -24,6 +26,8 @@ PROVISION_PLAYS = (
     "Provision the NVIDIA stack",
 )
 STOP_TASK = "Stop this host"
+# roles/labrig/tasks/converged.yml: its result says whether the host is as its last run left it.
+PROBE_TASK = "Compare the host with the record of its last converged run"
 
 
 class CallbackModule(CallbackBase):
@@ -41,6 +45,9 @@ class CallbackModule(CallbackBase):
         self._in_play = ""
         # Hosts with a result in the provisioning play: a rollout that stopped never reached others.
         self._provisioning: set[str] | None = None
+        # The converged fast path: host -> when its record was written; host -> why a full run.
+        self._converged: dict[str, str] = {}
+        self._full_run: dict[str, str] = {}
 
     def v2_playbook_on_play_start(self, play) -> None:
         self._in_play = play.get_name().strip()
@@ -61,6 +68,12 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_ok(self, result) -> None:
         self._seen(result)
+        if self._active and result._task.get_name().strip().endswith(PROBE_TASK):
+            host, probe = result._host.get_name(), result._result
+            if probe.get("converged"):
+                self._converged[host] = str(probe.get("recorded", ""))
+            elif probe.get("reason"):
+                self._full_run[host] = str(probe["reason"])
 
     def v2_runner_on_skipped(self, result) -> None:
         self._seen(result)
@@ -92,6 +105,8 @@ class CallbackModule(CallbackBase):
         for host in self._targets:
             if host in self._failures:
                 lines.append(f"{host}: {self._failures[host]}")
+            elif host in self._converged:
+                continue
             elif host not in stats.processed or (
                 self._provisioning is not None and host not in self._provisioning
             ):
@@ -101,3 +116,11 @@ class CallbackModule(CallbackBase):
             self._display.display(f"every host was provisioned ({len(self._targets)})")
         for line in lines:
             self._display.display(line)
+        for host in self._targets:
+            if host in self._converged:
+                self._display.display(
+                    f"{host}: converged as its run of {self._converged[host]} left it; nothing run"
+                    " (FULL=1 runs every task)"
+                )
+            elif host in self._full_run and host not in self._failures:
+                self._display.display(f"{host}: full run: {self._full_run[host]}")

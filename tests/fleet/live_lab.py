@@ -143,9 +143,19 @@ class LoggedInUser:
         self.fleet.ssh(self.host, f"sudo kill {pid} 2>/dev/null; sudo rm -f /dev/nvidia0")
 
 
-def provision_in_background(inventory: Path, host: str, log: Path) -> subprocess.Popen[bytes]:
+def provision_in_background(
+    inventory: Path, host: str, log: Path, *assignments: str
+) -> subprocess.Popen[bytes]:
     return start_interruptible(
-        ["make", "--no-print-directory", "provision", f"INVENTORY={inventory}", f"HOST={host}"], log
+        [
+            "make",
+            "--no-print-directory",
+            "provision",
+            f"INVENTORY={inventory}",
+            f"HOST={host}",
+            *assignments,
+        ],
+        log,
     )
 
 

@@ -301,7 +301,10 @@ def test_a_host_in_use_is_not_touched_while_the_others_go_on(
     with LoggedInUser(fleet, busy, "alice") as alice:
         fleet.mark_unchanged([busy])
 
-        result = make("provision", profiled_inventory, HOST=f"{busy},{other}", timeout=1800)
+        # FULL=1: a converged host is left alone in use or not; the guard stands before real work.
+        result = make(
+            "provision", profiled_inventory, HOST=f"{busy},{other}", FULL="1", timeout=1800
+        )
 
         assert result.returncode != 0, result.explain()
         assert result.recap[busy]["failed"] == 1, result.explain()
@@ -319,6 +322,7 @@ def test_a_host_in_use_is_not_touched_while_the_others_go_on(
             profiled_inventory,
             HOST=busy,
             ARGS="-e labrig_maintenance_ok=true",
+            FULL="1",
             timeout=1800,
         )
 
@@ -333,7 +337,8 @@ def test_a_second_run_against_a_host_refuses_naming_the_first(
 ) -> None:
     host = list(fleet.hosts)[1]
     log = tmp_path / "first.log"
-    first_run = provision_in_background(profiled_inventory, host, log)
+    # The first run works (FULL=1, the host is converged); the second's probe sees its lock.
+    first_run = provision_in_background(profiled_inventory, host, log, "FULL=1")
     try:
         deadline = time.monotonic() + 300
         while (held := fleet.ssh(host, "cat /run/labrig/provision.lock")).returncode != 0:
@@ -443,12 +448,22 @@ def test_heavy_host_converges_after_the_power_cut_in_its_dkms_build(fleet: Fleet
 def test_second_provision_changes_nothing_on_any_host(
     fleet: Fleet, profiled_inventory: Path
 ) -> None:
-    result = make("provision", profiled_inventory, timeout=PROVISION_TIMEOUT_S)
+    # Every task, as on a first run: idempotence of the roles themselves.
+    result = make("provision", profiled_inventory, timeout=PROVISION_TIMEOUT_S, FULL="1")
 
     recap = _assert_all_hosts_ok(result, list(fleet.hosts))
     assert {host: counts["changed"] for host, counts in recap.items()} == dict.fromkeys(
         fleet.hosts, 0
     ), result.explain()
+
+    # The daily run on the converged fleet: one probe per host, nothing else.
+    fast = make("provision", profiled_inventory, timeout=600)
+
+    recap = _assert_all_hosts_ok(fast, list(fleet.hosts))
+    summary = fast.output.split("LABRIG SUMMARY", 1)[-1]
+    for host in fleet.hosts:
+        assert recap[host]["changed"] == 0 and recap[host]["ok"] <= 3, fast.explain()
+        assert f"{host}: converged as its run of" in summary, fast.explain()
 
 
 @needs_provision
@@ -471,9 +486,12 @@ def test_check_mode_shows_drift_without_repairing_it(
     still = fleet.ssh(heavy, "apt-mark showhold")
     assert package not in still.output.split(), "check mode changed the host"
 
+    # A plain run after the converged one: the released hold is drift its probe sees.
     repaired = make("provision", profiled_inventory, HOST=heavy, timeout=PROVISION_TIMEOUT_S)
 
     _assert_all_hosts_ok(repaired, [heavy])
+    why = [line for line in repaired.output.splitlines() if line.startswith(f"{heavy}: full run:")]
+    assert why and "/var/lib/dpkg/status" in why[0], repaired.explain()
     assert package in fleet.ssh(heavy, "apt-mark showhold").output.split()
 
 

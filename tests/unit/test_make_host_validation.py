@@ -92,6 +92,7 @@ def test_a_value_that_could_run_shell_code_is_refused(
         ("BATCH", "25%$(touch {canary})", "$"),
         ("MAX_FAIL", "0'; touch {canary}; '", "'"),
         ("MAX_FAIL", "10\ntouch {canary}", "a newline"),
+        ("FULL", "1;touch {canary}", ";"),
     ],
 )
 def test_a_rollout_value_that_could_run_shell_code_is_refused(
@@ -111,6 +112,7 @@ def test_a_rollout_value_that_could_run_shell_code_is_refused(
         (["BATCH=1"], "-e 'labrig_batch=1'"),
         (["BATCH=25%"], "-e 'labrig_batch=25%'"),
         (["BATCH=1,25%,100%", "MAX_FAIL=0"], "-e 'labrig_batch=1,25%,100%' -e 'labrig_max_fail=0'"),
+        (["FULL=1"], "-e labrig_fast_path=false"),
     ],
 )
 def test_a_rollout_runs_the_hosts_in_batches(
@@ -121,6 +123,13 @@ def test_a_rollout_runs_the_hosts_in_batches(
     assert result.returncode == 0, result.stderr
     playbook_line = next(line for line in result.stdout.splitlines() if "provision.yml" in line)
     assert passed in playbook_line, playbook_line
+
+
+def test_a_plain_provision_keeps_the_converged_fast_path(inventory: Path) -> None:
+    result = make("-n", "provision", f"INVENTORY={inventory}")
+
+    assert result.returncode == 0, result.stderr
+    assert "labrig_fast_path" not in result.stdout
 
 
 @pytest.mark.parametrize(
