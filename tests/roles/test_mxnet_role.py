@@ -73,6 +73,11 @@ MATRIX = {
         {"labrig_blas": "mkl", "mkl_root": "/usr", "mxnet_build_jobs": 6},
         {"architecture": "x86_64", "processor_vcpus": 1, "memory_mb": {"nocache": {"free": 512}}},
     ),
+    # mxnet_mkl_lib_dirs is set by the fixture: a folder laid out like Debian's intel-mkl.
+    "cpu_mkl_kernels": (
+        {"labrig_blas": "mkl", "mkl_root": "/usr"},
+        {"architecture": "x86_64", "processor_vcpus": 1, "memory_mb": {"nocache": {"free": 512}}},
+    ),
     "pip_cpu": ({"mxnet_install_method": "pip"}, SMALL_HOST),
     "pip_gpu": (
         {
@@ -160,6 +165,11 @@ def rendered(tmp_path_factory):
     }
     for name in hosts:
         (workdir / name).mkdir()
+    mkl_libs = workdir / "mkl-libs"
+    mkl_libs.mkdir()
+    for library in MKL_LIBRARIES:
+        (mkl_libs / library).touch()
+    hosts["cpu_mkl_kernels"]["mxnet_mkl_lib_dirs"] = [str(mkl_libs)]
     inventory = local_inventory(hosts)
     inventory["all"]["children"] = {
         "rendered": {"hosts": dict.fromkeys(hosts)},
@@ -268,6 +278,41 @@ def test_cpu_build_with_debians_mkl_package(rendered):
     assert config["ADD_LDFLAGS"].split() == [
         "-L/usr/lib/x86_64-linux-gnu",
         "-Wl,-rpath,/usr/lib/x86_64-linux-gnu",
+    ]
+
+
+MKL_LIBRARIES = [
+    "libmkl_core.so",
+    "libmkl_rt.so",
+    "libmkl_intel_lp64.so",
+    "libmkl_def.so",
+    "libmkl_avx2.so",
+    "libmkl_avx512.so",
+    "libmkl_avx512_mic.so",
+    "libmkl_mc3.so",
+    "libmkl_vml_def.so",
+    "libmkl_vml_avx512.so",
+    "libmkl_vml_cmpt.so",
+    "libmkl_avx2.so.2",
+    "libmkl_core.a",
+]
+
+
+def test_mkls_cpu_kernels_are_linked_in_so_a_python_process_can_load_them(rendered):
+    # Found by the real build: loaded by MKL's dlopen from a libmxnet.so that Python opened
+    # RTLD_LOCAL, the kernels miss the core's symbols and the first GEMM aborts the process.
+    ldflags = _config(rendered, "cpu_mkl_kernels")["ADD_LDFLAGS"].split()
+    assert ldflags[2:] == [
+        "-Wl,--push-state,--no-as-needed",
+        "-lmkl_avx2",
+        "-lmkl_avx512",
+        "-lmkl_avx512_mic",
+        "-lmkl_def",
+        "-lmkl_mc3",
+        "-lmkl_vml_avx512",
+        "-lmkl_vml_cmpt",
+        "-lmkl_vml_def",
+        "-Wl,--pop-state",
     ]
 
 
