@@ -4,6 +4,7 @@ checked against the host's dynamic linker before the 500 MB wheel moves."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,20 @@ def test_a_host_receives_only_the_mxnet_wheel_it_installs(tmp_path: Path, wheelh
         "cpu": ["mxnet", "numpy"],
         "source": ["numpy"],
     }
+
+    # A host whose cache holds them gets nothing; --check on a fresh one says it would copy.
+    fresh = {**hosts, "fresh": {**common, "mxnet_wheel_cache": str(tmp_path / "fresh")}}
+    again = run_tasks(tmp_path / "again", tasks, hosts)
+    checked = run_tasks(tmp_path / "checked", tasks, fresh, extra_args=("--check",))
+
+    unpack = "mxnet : Unpack them into the host's wheel cache"
+    assert again.returncode == 0 and checked.returncode == 0, checked.stdout[-3000:]
+    assert again.result("cpu", unpack).get("skipped") is True, again.stdout[-3000:]
+    assert checked.result("fresh", unpack).get("changed") or checked.result("fresh", unpack).get(
+        "failed"
+    )
+    assert not (tmp_path / "fresh").exists()
+    assert not list(Path(tempfile.gettempdir()).glob("*.labrig-wheels.tar"))
 
 
 @pytest.mark.parametrize(
