@@ -54,8 +54,9 @@ PLAYBOOK = $(BIN)/ansible-playbook -i '$(INVENTORY)' $(LIMIT)
 VERIFY_VARS = $(if $(CPU_ONLY),-e verify_cpu_only=true,) $(if $(FRAMEWORK),-e verify_framework=$(FRAMEWORK),)
 # Rollouts: hosts in batches (a count, a percentage, or a list of them: 1,25%,100%), and how many
 # per cent of a batch may fail before the rollout stops (a batch that fails whole always stops it).
-ROLLOUT_VARS = $(if $(BATCH),-e 'labrig_batch=$(BATCH)',) $(if $(MAX_FAIL),-e 'labrig_max_fail=$(MAX_FAIL)',) \
-  $(if $(FULL),-e labrig_fast_path=false,)
+ROLLOUT_VARS = $(if $(BATCH),-e 'labrig_batch=$(BATCH)',) $(if $(MAX_FAIL),-e 'labrig_max_fail=$(MAX_FAIL)',)
+# FULL=1: every task, not the converged fast path (roles/labrig: labrig_fast_path).
+FULL_VARS = $(if $(FULL),-e labrig_fast_path=false,)
 
 .PHONY: help setup test lint unit docs fleet-test provision check verify report demo fleet-up fleet-down \
 	bench-verify bench-fleet bench-scale mxnet-archive monitor trend _inventory _rollout
@@ -118,14 +119,14 @@ provision check:
 	  exit 2; fi
 	$(BIN)/ansible-playbook -i localhost, -c local -e ansible_python_interpreter=/usr/bin/python3 \
 	  playbooks/provision.yml \
-	  $(if $(filter check,$@),--check --diff,) $(if $(FULL),-e labrig_fast_path=false,) $(ARGS)
+	  $(if $(filter check,$@),--check --diff,) $(FULL_VARS) $(ARGS)
 
 verify:
 	$(BIN)/python -m verify.this_machine $(if $(CPU_ONLY),--cpu-only,) \
 	  $(if $(FRAMEWORK),--framework '$(FRAMEWORK)',)
 else
 provision: _inventory _rollout ## provision HOST (or every host; BATCH=1,25% MAX_FAIL=0 for a rollout; FULL=1 runs every task)
-	$(PLAYBOOK) playbooks/provision.yml $(ROLLOUT_VARS) $(ARGS)
+	$(PLAYBOOK) playbooks/provision.yml $(ROLLOUT_VARS) $(FULL_VARS) $(ARGS)
 
 check: _inventory _rollout ## dry run of provision with --check --diff: what would change on HOST
 	$(PLAYBOOK) playbooks/provision.yml --check --diff $(ROLLOUT_VARS) $(ARGS)
