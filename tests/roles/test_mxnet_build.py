@@ -13,6 +13,8 @@ from role_support import load_stand_in_generator, local_inventory, run_playbook
 
 stand_in_module = load_stand_in_generator()
 
+# The role's default of mxnet_share_build (the role's defaults are not loaded yet where it is read).
+SHARE_BY_DEFAULT = "mxnet_make_target | default('') | length == 0"
 FACTS = {"processor_vcpus": 4, "memory_mb": {"nocache": {"free": 16384}}}  # -> make -j4
 
 
@@ -30,8 +32,9 @@ def _play(name: str) -> dict:
                 {
                     "name": f"Role {step}",
                     "ansible.builtin.include_role": {"name": "mxnet", "tasks_from": f"{step}.yml"},
+                    **({"when": SHARE_BY_DEFAULT} if step == "share" else {}),
                 }
-                for step in ("source", "config", "build")
+                for step in ("source", "config", "stamp", "share", "build")
             ],
         ],
     }

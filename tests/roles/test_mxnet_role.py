@@ -147,6 +147,16 @@ def rendered(tmp_path_factory):
                 "vars": {"mxnet_owner": getpass.getuser()},
             },
             {
+                # As build.yml does, on a host that builds.
+                "name": "Write config.mk",
+                "ansible.builtin.copy": {
+                    "content": "{{ __mxnet_config_mk }}",
+                    "dest": "{{ mxnet_src_dir }}/config.mk",
+                    "mode": "0644",
+                },
+                "when": "mxnet_install_method | default('source') == 'source'",
+            },
+            {
                 "name": "Jobs",
                 "ansible.builtin.include_role": {"name": "mxnet", "tasks_from": "build_jobs.yml"},
             },

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -48,7 +49,16 @@ def _play() -> dict:
                     "name": f"Role {step}",
                     "ansible.builtin.include_role": {"name": role, "tasks_from": f"{step}.yml"},
                 }
-                for step in ("source", "config", "build")
+                for step in ("config", "stamp", "share")
+            ],
+            # As the role's main.yml: a host that installs another host's build fetches nothing.
+            *[
+                {
+                    "name": f"Role {step}",
+                    "ansible.builtin.include_role": {"name": role, "tasks_from": f"{step}.yml"},
+                    "when": "not __mxnet_from_artifact | bool",
+                }
+                for step in ("source", "build")
             ],
             {
                 "name": "Role publish",
@@ -156,6 +166,11 @@ def test_one_configuration_is_built_once_and_installed_on_the_others(share):
         assert installed["blas"] == "openblas"
         assert installed["lib"].startswith(hosts[name]["mxnet_venv"]), installed
     assert f"a: MXNet build {stamps['a'][:12]} built by b in this run" in first.stdout
+    # The compiler is named by its versioned package (installed, or apt's candidate), so a host
+    # without a compiler gets the stamp of one that has it.
+    assert re.fullmatch(r"g\+\+-[0-9]+ [0-9][^ ]*", first.fact("a", "__mxnet_cxx_package"))
+    # The hosts that install the shared build fetch no source (and install no build dependencies).
+    assert [name for name in "abcd" if Path(hosts[name]["mxnet_src_dir"]).exists()] == ["b", "d"]
 
 
 def test_the_artifact_is_the_wheel_of_the_stamp_with_its_sha256_beside_it(share):
