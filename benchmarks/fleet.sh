@@ -4,7 +4,9 @@
 #   - the second, no-op run: wall time (goal <= 5 s for one host) and the controller's CPU time per
 #     host, user+sys of make, ansible-playbook and every child (goal <= 3 s),
 #   - the floor: one more fresh host given exactly the light profile's packages by hand (a plain
-#     `apt-get install` and `pip install` over SSH); labrig / plain (goal <= 1.3),
+#     `apt-get install` and `pip install` over SSH); labrig / plain (goal <= 1.3), the single host's
+#     first run split by its task times (benchmarks/task_times.py) and Ansible's cost per task on
+#     that host against the bare SSH + sudo + Python start (task_floor below),
 #   - MXNet's source path against the stand-in build system (tests/fleet/stand_in_mxnet, `make slow`:
 #     a fixed 10 s per object) on the same hosts: 3 identical hosts / 1 host (goal <= 1.2; one build
 #     shared through the artifact cache, the other hosts install its wheel),
@@ -155,6 +157,46 @@ PY
   timed "$log" bash "$script"
 }
 
+# Ansible's own cost per task on a provisioned host: a run of 30 tasks of one kind less a run of
+# none, for a command, a directory and a small file (the kinds most of the roles' tasks are), and
+# the bare SSH + sudo + Python start each of them rides on.
+task_floor() {
+  local inventory=$1 host=$2 count=30 kind i empty wall address line=()
+  local key=/run/labrig-fleet/$LABRIG_FLEET/id_ed25519 known=/run/labrig-fleet/$LABRIG_FLEET/known_hosts
+  for kind in none command directory file; do
+    {
+      printf -- '- name: %s\n  hosts: %s\n  gather_facts: false\n  become: true\n  tasks:\n' "$kind" "$host"
+      local tasks=$count
+      if [[ $kind == none ]]; then
+        tasks=0
+        echo "    - {name: nothing, ansible.builtin.meta: noop}"
+      fi
+      for ((i = 0; i < tasks; i++)); do
+        case $kind in
+          command) printf '    - {name: c%d, ansible.builtin.command: "true", changed_when: false}\n' "$i" ;;
+          directory) printf '    - {name: d%d, ansible.builtin.file: {path: /tmp/labrig-floor-d%d, state: directory, mode: "0755"}}\n' "$i" "$i" ;;
+          file) printf '    - {name: f%d, ansible.builtin.copy: {dest: /tmp/labrig-floor-f%d, content: "%d\\n", mode: "0644"}}\n' "$i" "$i" "$i" ;;
+        esac
+      done
+    } >"$results/floor-$kind.yml"
+    wall=$(ANSIBLE_CONFIG=$repo/ansible.cfg timed "$results/floor.log" "$repo/.venv/bin/ansible-playbook" \
+      -i "$inventory" "$results/floor-$kind.yml")
+    wall=${wall% *}
+    if [[ $kind == none ]]; then
+      empty=$wall
+    else
+      line+=("$kind $(awk -v w="$wall" -v e="$empty" -v n="$count" 'BEGIN { printf "%.2f", (w - e) / n }') s")
+    fi
+  done
+  address=$(fleet_hosts "$inventory" | awk -v h="$host" '$1 == h { print $2 }')
+  local ssh=(ssh -i "$key" -o BatchMode=yes -o "UserKnownHostsFile=$known" -o StrictHostKeyChecking=yes
+    -o ControlMaster=auto -o ControlPersist=30s -o "ControlPath=$results/ssh-%h" "labrig@$address")
+  "${ssh[@]}" true
+  wall=$(timed "$results/floor.log" bash -c "for i in \$(seq $count); do $(printf '%q ' "${ssh[@]}") sudo -n python3 -c pass; done")
+  wall=${wall% *}
+  echo "per task on $host (a run of $count less a run of none): ${line[*]}; the SSH + sudo + Python start under each: $(awk -v w="$wall" -v n="$count" 'BEGIN { printf "%.3f", w / n }') s"
+}
+
 # Places the stand-in repository on every host of an inventory (not timed: it stands for a mirror).
 place_stand_in() {
   local inventory=$1 archive=$2 commit=$3
@@ -202,6 +244,10 @@ measure() {
     plain_run=$(plain_install "$fleet_inventory" "$plain_host" "$results/plain.log")
     plain_s=${plain_run% *}
     report_lines+=("  plain apt-get + pip install of the same packages on $plain_host: $plain_s s")
+    report_lines+=("$("$repo/.venv/bin/python" "$repo/benchmarks/task_times.py" "$log" --plain "$plain_s")")
+    local light_host
+    light_host=$(fleet_hosts "$fleet_inventory" | head -n 1 | awk '{ print $1 }')
+    report_lines+=("  $(task_floor "$inventory" "$light_host")")
   fi
   if ((full)); then
     local source_inventory source_run
