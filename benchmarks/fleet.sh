@@ -25,6 +25,10 @@ export LABRIG_FLEET_SUBNET=${LABRIG_FLEET_SUBNET:-10.203.7.0/24}
 export LABRIG_FLEET_CACHE=${LABRIG_FLEET_CACHE:-/var/cache/labrig-fleet}
 playbook=${LABRIG_BENCH_PLAYBOOK:-}
 results=$(mktemp -d /tmp/labrig-bench-fleet.XXXXXX)
+# How the benchmark reaches a fleet host itself (the plain install, the bare SSH start): the fleet's
+# key and known hosts, host keys checked.
+fleet_ssh_options=(-i "/run/labrig-fleet/$LABRIG_FLEET/id_ed25519" -o BatchMode=yes
+  -o "UserKnownHostsFile=/run/labrig-fleet/$LABRIG_FLEET/known_hosts" -o StrictHostKeyChecking=yes)
 
 ((EUID == 0)) || {
   echo "bench-fleet: needs root (it boots local fleets)" >&2
@@ -129,7 +133,6 @@ provision() {
 # pip lock's `mxnet` set from the wheelhouse, copied over first (the hosts reach no index).
 plain_install() {
   local inventory=$1 host=$2 log=$3 address proxy pins wheels=() pin script=$results/plain.sh
-  local key=/run/labrig-fleet/$LABRIG_FLEET/id_ed25519 known=/run/labrig-fleet/$LABRIG_FLEET/known_hosts
   address=$(fleet_hosts "$inventory" | awk -v h="$host" '$1 == h { print $2 }')
   proxy=$(sed -n 's/^labrig_apt_proxy=//p' "$inventory")
   pins=$("$repo/.venv/bin/python" - "$repo/roles/labrig/files/pip-lock.yml" <<'PY'
@@ -143,7 +146,7 @@ PY
   done
   {
     echo "set -euo pipefail"
-    printf 'opts=(-i %q -o BatchMode=yes -o UserKnownHostsFile=%q -o StrictHostKeyChecking=yes)\n' "$key" "$known"
+    printf 'opts=(%s)\n' "$(printf '%q ' "${fleet_ssh_options[@]}")"
     printf 'scp "${opts[@]}" -q %s %q:/tmp/\n' "$(printf '%q ' "${wheels[@]}")" "labrig@$address"
     printf 'ssh "${opts[@]}" %q bash -s <<%s\n' "labrig@$address" "'HOST'"
     echo "set -e"
@@ -162,7 +165,6 @@ PY
 # the bare SSH + sudo + Python start each of them rides on.
 task_floor() {
   local inventory=$1 host=$2 count=30 kind i empty wall address line=()
-  local key=/run/labrig-fleet/$LABRIG_FLEET/id_ed25519 known=/run/labrig-fleet/$LABRIG_FLEET/known_hosts
   for kind in none command directory file; do
     {
       printf -- '- name: %s\n  hosts: %s\n  gather_facts: false\n  become: true\n  tasks:\n' "$kind" "$host"
@@ -189,8 +191,8 @@ task_floor() {
     fi
   done
   address=$(fleet_hosts "$inventory" | awk -v h="$host" '$1 == h { print $2 }')
-  local ssh=(ssh -i "$key" -o BatchMode=yes -o "UserKnownHostsFile=$known" -o StrictHostKeyChecking=yes
-    -o ControlMaster=auto -o ControlPersist=30s -o "ControlPath=$results/ssh-%h" "labrig@$address")
+  local ssh=(ssh "${fleet_ssh_options[@]}" -o ControlMaster=auto -o ControlPersist=30s
+    -o "ControlPath=$results/ssh-%h" "labrig@$address")
   "${ssh[@]}" true
   wall=$(timed "$results/floor.log" bash -c "for i in \$(seq $count); do $(printf '%q ' "${ssh[@]}") sudo -n python3 -c pass; done")
   wall=${wall% *}
