@@ -5,8 +5,9 @@
 #     host, user+sys of make, ansible-playbook and every child (goal <= 3 s),
 #   - the floor: one more fresh host given exactly the light profile's packages by hand (a plain
 #     `apt-get install` and `pip install` over SSH); labrig / plain (goal <= 1.3), the single host's
-#     first run split by its task times (benchmarks/task_times.py) and Ansible's cost per task on
-#     that host against the bare SSH + sudo + Python start (task_floor below),
+#     first run split by its task times (benchmarks/task_times.py) and, less its other host tasks,
+#     as a multiple of plain; Ansible's cost per task on that host against the bare SSH + sudo +
+#     Python start and the import of ansible-core's module_utils from a zip (task_floor below),
 #   - MXNet's source path against the stand-in build system (tests/fleet/stand_in_mxnet, `make slow`:
 #     a fixed 10 s per object) on the same hosts: 3 identical hosts / 1 host (goal <= 1.2; one build
 #     shared through the artifact cache, the other hosts install its wheel),
@@ -196,7 +197,33 @@ task_floor() {
   "${ssh[@]}" true
   wall=$(timed "$results/floor.log" bash -c "for i in \$(seq $count); do $(printf '%q ' "${ssh[@]}") sudo -n python3 -c pass; done")
   wall=${wall% *}
-  echo "per task on $host (a run of $count less a run of none): ${line[*]}; the SSH + sudo + Python start under each: $(awk -v w="$wall" -v n="$count" 'BEGIN { printf "%.3f", w / n }') s"
+  # What each module then does before its own work: import ansible-core's module_utils from the zip
+  # the module arrives in (AnsiballZ; no bytecode cache there, so every task compiles them again).
+  module_utils_zip "$results/module_utils.zip"
+  scp "${fleet_ssh_options[@]}" -o "ControlPath=$results/ssh-%h" -q "$results/module_utils.zip" \
+    "labrig@$address:/tmp/labrig-module-utils.zip"
+  local import_wall probe="import sys; sys.path.insert(0, '/tmp/labrig-module-utils.zip'); import ansible.module_utils.basic"
+  local import_command=("${ssh[@]}" "sudo -n python3 -c $(printf %q "$probe")")
+  import_wall=$(timed "$results/floor.log" bash -c "for i in \$(seq $count); do $(printf '%q ' "${import_command[@]}"); done")
+  import_wall=${import_wall% *}
+  echo "per task on $host (a run of $count less a run of none): ${line[*]}; the SSH + sudo + Python start under each: $(awk -v w="$wall" -v n="$count" 'BEGIN { printf "%.3f", w / n }') s, and the module's import of ansible-core's module_utils from its zip: $(awk -v w="$import_wall" -v b="$wall" -v n="$count" 'BEGIN { printf "%.3f", (w - b) / n }') s"
+}
+
+# ansible-core's module_utils as AnsiballZ ships them to a host: sources only, deflated.
+module_utils_zip() {
+  "$repo/.venv/bin/python" - "$1" <<'PY'
+import pathlib
+import sys
+import zipfile
+
+import ansible
+
+root = pathlib.Path(ansible.__file__).parent
+with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as archive:
+    archive.writestr("ansible/__init__.py", "")
+    for source in sorted((root / "module_utils").rglob("*.py")):
+        archive.write(source, source.relative_to(root.parent))
+PY
 }
 
 # Places the stand-in repository on every host of an inventory (not timed: it stands for a mirror).
@@ -246,7 +273,8 @@ measure() {
     plain_run=$(plain_install "$fleet_inventory" "$plain_host" "$results/plain.log")
     plain_s=${plain_run% *}
     report_lines+=("  plain apt-get + pip install of the same packages on $plain_host: $plain_s s")
-    report_lines+=("$("$repo/.venv/bin/python" "$repo/benchmarks/task_times.py" "$log" --plain "$plain_s")")
+    report_lines+=("$("$repo/.venv/bin/python" "$repo/benchmarks/task_times.py" "$log" --plain "$plain_s" \
+      --wall "${first_s[$count]}")")
     local light_host
     light_host=$(fleet_hosts "$fleet_inventory" | head -n 1 | awk '{ print $1 }')
     report_lines+=("  $(task_floor "$inventory" "$light_host")")

@@ -5,7 +5,9 @@ the time the one before it took. The first run of the log is split into:
 - the tasks that do what a plain `apt-get install` + `pip install` does (PLAIN_WORK below),
 - the other tasks that ran a module on the host (took at least HOST_TASK_S),
 - the rest (controller-only tasks, skipped tasks, includes).
-With `--plain SECONDS` it also prints the plain-work tasks' time as a multiple of the plain install.
+With `--plain SECONDS` it also prints the plain-work tasks' time as a multiple of the plain install;
+with `--wall SECONDS` (the whole run's) too, the run less its other host tasks as that multiple:
+what labrig would take were every one of them free, the least any trimming of them can reach.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("log", type=Path)
     parser.add_argument("--plain", type=float, default=0.0, help="the plain install's seconds")
+    parser.add_argument("--wall", type=float, default=0.0, help="the whole run's seconds")
     args = parser.parse_args(argv)
     parts = breakdown(task_times(args.log.read_text(errors="replace")))
     count, seconds = parts["plain work"]
@@ -78,6 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"; {count} other tasks on the host {seconds:.1f} s", end="")
     count, seconds = parts["the rest"]
     print(f"; {count} controller-only or skipped tasks {seconds:.1f} s")
+    if args.plain > 0 and args.wall > 0:
+        count, seconds = parts["other host tasks"]
+        rest = args.wall - seconds
+        print(
+            f"  the run less its {count} other host tasks: {rest:.1f} s"
+            f" = {rest / args.plain:.2f} x plain"
+            " (the install tasks, the controller-only tasks and ansible-playbook's start)"
+        )
     return 0
 
 

@@ -89,3 +89,15 @@ def test_a_log_without_the_install_tasks_is_an_error(tmp_path, capsys):
     log.write_text("\n".join([*LOG.splitlines()[:4], "PLAY RECAP ***"]))
     assert task_times.main([str(log)]) == 1
     assert "found 0 of the 4 install tasks" in capsys.readouterr().err
+
+
+def test_with_the_wall_time_the_run_less_its_other_host_tasks_is_a_multiple_of_plain(
+    tmp_path, capsys
+):
+    log = tmp_path / "fleet-1.log"
+    log.write_text(LOG)
+    assert task_times.main([str(log), "--plain", "12.0", "--wall", "18.32"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == (
+        "  the run less its 1 other host tasks: 18.0 s = 1.50 x plain (the install tasks, the"
+        " controller-only tasks and ansible-playbook's start)"
+    )
