@@ -293,6 +293,90 @@ def test_mirror_outage_during_a_light_hosts_first_install_is_survived(
         _assert_all_hosts_ok(make("provision", profiled_inventory, HOST=host, timeout=1800), [host])
 
 
+# apt's http method swapped for one that never answers: apt then waits for it for good, as its
+# download loop was seen to after a mirror outage (pkgAcquire::Run pulsing, no socket, no worker).
+HUNG_APT_METHOD = (
+    "sudo mv /usr/lib/apt/methods/http /usr/lib/apt/methods/http.labrig-test"
+    " && printf '#!/bin/sh\\nexec sleep 3600\\n' | sudo tee /usr/lib/apt/methods/http >/dev/null"
+    " && sudo chmod 0755 /usr/lib/apt/methods/http"
+)
+RESTORED_APT_METHOD = (
+    "if [ -e /usr/lib/apt/methods/http.labrig-test ]; then"
+    " sudo mv -f /usr/lib/apt/methods/http.labrig-test /usr/lib/apt/methods/http; fi"
+)
+# What is left of apt some seconds after the run (the host's watcher may kill a moment after the
+# controller gave up).
+APT_LEFT_AFTER_THE_KILL = (
+    "for i in $(seq 30); do pgrep -f '^/usr/lib/apt/methods/|^sleep 3600' >/dev/null || exit 0;"
+    " sleep 0.5; done; pgrep -a -f '^/usr/lib/apt/methods/|^sleep 3600'"
+)
+REFRESH_LISTS = """\
+- name: Refresh the package lists the way provision does
+  hosts: all
+  become: true
+  gather_facts: false
+  tasks:
+    - name: The package lists, with apt_sources' own tasks
+      ansible.builtin.include_role:
+        name: apt_sources
+        tasks_from: lists.yml
+"""
+
+
+@needs_provision
+def test_a_package_lists_download_that_hangs_is_killed_and_retried(
+    fleet: Fleet, profiled_inventory: Path, tmp_path: Path
+) -> None:
+    host = list(fleet.hosts)[-1]
+    playbook = tmp_path / "lists.yml"
+    playbook.write_text(REFRESH_LISTS)
+    command = [
+        str(REPO / ".venv" / "bin" / "ansible-playbook"),
+        "-i",
+        str(profiled_inventory),
+        "--limit",
+        host,
+        str(playbook),
+        # Lists always older than valid: the refresh runs, as on a host idle for a day.
+        "-e",
+        "apt_sources_cache_valid_time=0",
+    ]
+    test_plugins = {"ANSIBLE_TEST_PLUGINS": str(REPO / "roles" / "labrig" / "test_plugins")}
+    swapped = fleet.ssh(host, HUNG_APT_METHOD)
+    try:
+        assert swapped.returncode == 0, swapped.explain()
+        hung = run(
+            [
+                *command,
+                "-e",
+                "apt_sources_update_timeout=5",
+                "-e",
+                "labrig_network_retries=1",
+                "-e",
+                "labrig_network_delay=0",
+            ],
+            timeout=300,
+            env=test_plugins,
+        )
+        left = fleet.ssh(host, APT_LEFT_AFTER_THE_KILL)
+    finally:
+        restored = fleet.ssh(host, RESTORED_APT_METHOD)
+    assert restored.returncode == 0, restored.explain()
+
+    # Killed after 5 s, tried once more, then given up on as the network's fault.
+    assert hung.returncode != 0, hung.explain()
+    assert f"FAILED - RETRYING: [{host}]" in hung.output, hung.explain()
+    # In the host's words (async_wrapper killed it) or the controller's (it gave up first).
+    assert re.search(
+        r"Timeout exceeded|did not complete within the requested time - 5s", hung.output
+    ), hung.explain()
+    assert hung.seconds < 120, hung.explain()
+    # Nothing of the killed apt is left to hold the lists' lock: the next refresh just works.
+    assert left.output.strip() == "", left.explain()
+    again = run(command, timeout=600, env=test_plugins)
+    _assert_all_hosts_ok(again, [host])
+
+
 @needs_provision
 def test_a_host_in_use_is_not_touched_while_the_others_go_on(
     fleet: Fleet, profiled_inventory: Path

@@ -271,6 +271,16 @@ def _network_test():
             True,
         ),
         ({"failed": True, "msg": "Failed to update apt cache after 1 retries: "}, True),
+        # A download of the lists that overran apt_sources_update_timeout (apt_sources), given up
+        # on by the controller or killed by the host's async_wrapper.
+        (
+            {
+                "failed": True,
+                "msg": "async task did not complete within the requested time - 600s",
+            },
+            True,
+        ),
+        ({"failed": True, "msg": "Timeout exceeded", "child_pid": 4242}, True),
         ({"failed": True, "msg": "E: Unable to locate package nvidia-drvier"}, False),
         (
             {

@@ -19,7 +19,10 @@ NETWORK_ERROR = re.compile(
     r"|some index files failed to download|max retries exceeded|timed out|urlopen error"
     r"|\b50[234]\b|bad gateway|service unavailable|hash sum mismatch"
     # The apt module's own words when python-apt could not fetch the lists (it gives no reason).
-    r"|failed to update apt cache",
+    r"|failed to update apt cache"
+    # A download of the lists that overran apt_sources_update_timeout (async): killed by the host's
+    # async_wrapper, or given up on by the controller first.
+    r"|timeout exceeded|async task did not complete within the requested time",
     re.IGNORECASE,
 )
 
