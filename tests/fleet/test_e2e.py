@@ -59,10 +59,23 @@ needs_verify = pytest.mark.skipif(
 )
 
 
-def _playbook(inventory: Path, playbook: Path) -> Completed:
+def _playbook(
+    inventory: Path,
+    playbook: Path,
+    *args: str,
+    timeout: float = 1800,
+    env: dict[str, str] | None = None,
+) -> Completed:
     return run(
-        [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory), str(playbook)],
-        timeout=1800,
+        [
+            str(REPO / ".venv" / "bin" / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            str(playbook),
+            *args,
+        ],
+        timeout=timeout,
+        env=env,
     )
 
 
@@ -330,31 +343,22 @@ def test_a_package_lists_download_that_hangs_is_killed_and_retried(
     host = list(fleet.hosts)[-1]
     playbook = tmp_path / "lists.yml"
     playbook.write_text(REFRESH_LISTS)
-    command = [
-        str(REPO / ".venv" / "bin" / "ansible-playbook"),
-        "-i",
-        str(profiled_inventory),
-        "--limit",
-        host,
-        str(playbook),
-        # Lists always older than valid: the refresh runs, as on a host idle for a day.
-        "-e",
-        "apt_sources_cache_valid_time=0",
-    ]
+    # Lists always older than valid: the refresh runs, as on a host idle for a day.
+    refresh = ("--limit", host, "-e", "apt_sources_cache_valid_time=0")
     test_plugins = {"ANSIBLE_TEST_PLUGINS": str(REPO / "roles" / "labrig" / "test_plugins")}
     swapped = fleet.ssh(host, HUNG_APT_METHOD)
     try:
         assert swapped.returncode == 0, swapped.explain()
-        hung = run(
-            [
-                *command,
-                "-e",
-                "apt_sources_update_timeout=5",
-                "-e",
-                "labrig_network_retries=1",
-                "-e",
-                "labrig_network_delay=0",
-            ],
+        hung = _playbook(
+            profiled_inventory,
+            playbook,
+            *refresh,
+            "-e",
+            "apt_sources_update_timeout=5",
+            "-e",
+            "labrig_network_retries=1",
+            "-e",
+            "labrig_network_delay=0",
             timeout=300,
             env=test_plugins,
         )
@@ -373,7 +377,7 @@ def test_a_package_lists_download_that_hangs_is_killed_and_retried(
     assert hung.seconds < 120, hung.explain()
     # Nothing of the killed apt is left to hold the lists' lock: the next refresh just works.
     assert left.output.strip() == "", left.explain()
-    again = run(command, timeout=600, env=test_plugins)
+    again = _playbook(profiled_inventory, playbook, *refresh, timeout=600, env=test_plugins)
     _assert_all_hosts_ok(again, [host])
 
 
