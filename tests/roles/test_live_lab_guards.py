@@ -12,14 +12,16 @@ import getpass
 import importlib.util
 import json
 import os
+import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from role_support import BIN, REPO, ROLES, local_inventory, run_tasks
+from role_support import BIN, DEBIAN12, REPO, ROLES, local_inventory, run_tasks
 
 
 def labrig(tasks_from: str, **params) -> dict:
@@ -88,6 +90,84 @@ def test_daemons_that_always_hold_the_gpu_are_not_counted(tmp_path: Path, gpu_jo
 
     busy = run.value("ws", "labrig_guard_busy")
     assert not any(str(process.pid) in entry for entry in busy), busy
+
+
+def _hold_device(device: Path, executable: str, *args: str) -> subprocess.Popen:
+    with device.open() as held:
+        return subprocess.Popen([executable, *args], stdin=held)
+
+
+def test_a_desktop_on_the_gpu_is_named_apart_from_the_jobs(tmp_path: Path, gpu_job) -> None:
+    device, job = gpu_job
+    # The display server, by its full path; a user's own program of the same name elsewhere.
+    system = tmp_path / "usr" / "lib" / "xorg"
+    system.mkdir(parents=True)
+    (system / "Xorg").write_bytes(Path(shutil.which("sleep") or "/bin/sleep").read_bytes())
+    (system / "Xorg").chmod(0o755)
+    renamed = tmp_path / "home" / "Xorg"
+    renamed.parent.mkdir()
+    renamed.write_bytes((system / "Xorg").read_bytes())
+    renamed.chmod(0o755)
+    desktop = _hold_device(device, str(system / "Xorg"), "121")
+    disguised = _hold_device(device, str(renamed), "122")
+    try:
+        time.sleep(0.3)
+        guard = _guard(
+            str(device.parent / "nvidia*"), labrig_guard_desktop_executables=[str(system / "Xorg")]
+        )
+        run = run_tasks(tmp_path / "run", [guard], {"ws": {}})
+    finally:
+        for process in (desktop, disguised):
+            process.kill()
+            process.wait()
+
+    message = run.failure_message("ws") or ""
+    me = getpass.getuser()
+    assert message.startswith("ws: 2 GPU processes ("), message
+    assert (
+        f"{job.pid} {me} sleep 120" in message and f"{disguised.pid} {me} {renamed} 122" in message
+    )
+    assert (
+        f"(the desktop holds the GPU too, not counted as a job ({desktop.pid} {me} {system}/Xorg))"
+        in message
+    ), message
+
+
+def test_a_desktop_alone_is_an_idle_workstation(tmp_path: Path) -> None:
+    device = tmp_path / "dev" / "nvidia0"
+    device.parent.mkdir()
+    device.write_text("")
+    shell = shutil.which("sleep") or "/bin/sleep"
+    desktop = _hold_device(device, shell, "120")
+    try:
+        time.sleep(0.3)
+        guard = _guard(str(device.parent / "nvidia*"), labrig_guard_desktop_executables=[shell])
+        run = run_tasks(tmp_path / "run", [guard], {"ws": {}}, report_vars=("labrig_guard_busy",))
+    finally:
+        desktop.kill()
+        desktop.wait()
+
+    assert run.failure("ws") is None, run.stdout[-3000:]
+    assert run.value("ws", "labrig_guard_busy") == []
+
+
+def test_a_users_command_line_cannot_write_escapes_to_the_admins_terminal(tmp_path: Path) -> None:
+    device = tmp_path / "dev" / "nvidia0"
+    device.parent.mkdir()
+    device.write_text("")
+    job = _hold_device(
+        device, sys.executable, "-c", "import time; time.sleep(120)", "\x1b]2;owned\x07\x9b"
+    )
+    try:
+        time.sleep(0.3)
+        run = run_tasks(tmp_path / "run", [_guard(str(device.parent / "nvidia*"))], {"ws": {}})
+    finally:
+        job.kill()
+        job.wait()
+
+    message = run.failure_message("ws") or ""
+    assert f"{job.pid} " in message and "owned" in message, message
+    assert not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in message), repr(message)
 
 
 # --- the lock -------------------------------------------------------------------------------------
@@ -225,6 +305,7 @@ def test_a_newer_driver_is_never_replaced_silently(
         },
     }
     host = {
+        "labrig_platform": DEBIAN12,
         "nvidia_driver_plan": {"versioned": ["nvidia-driver", "nvidia-kernel-dkms"]},
         **extra,
     }

@@ -114,7 +114,10 @@ def test_default_service_runs_quick_mode_unprivileged_after_the_busy_condition(r
     assert unit_lines(service, "User") == ["labrig-verify"]
     assert unit_lines(service, "ExecCondition") == [
         "+/usr/local/libexec/labrig-gpu-busy "
-        "/var/lib/labrig/node-exporter/labrig_verify_busy.prom nvidia-persistenced nv-hostengine"
+        "/var/lib/labrig/node-exporter/labrig_verify_busy.prom nvidia-persistenced nv-hostengine "
+        "/usr/lib/xorg/Xorg /usr/bin/Xwayland /usr/bin/gnome-shell /usr/bin/kwin_wayland "
+        "/usr/bin/kwin_x11 /usr/bin/plasmashell /usr/bin/sddm-greeter /usr/bin/sddm-greeter-qt6 "
+        "/usr/bin/xfwm4 /usr/bin/mutter /usr/bin/cinnamon"
     ]
     assert unit_lines(service, "TimeoutStartSec") == ["1800"]
     assert unit_lines(service, "SuccessExitStatus") == ["1"]
@@ -167,7 +170,7 @@ def process(proc: Path, pid: int, exe: str, devices: list[str]) -> None:
 def busy(tmp_path: Path, proc: Path) -> tuple[subprocess.CompletedProcess, Path]:
     textfile = tmp_path / "labrig_verify_busy.prom"
     done = subprocess.run(
-        [str(BUSY), str(textfile), "nvidia-persistenced", "nv-hostengine"],
+        [str(BUSY), str(textfile), "nvidia-persistenced", "nv-hostengine", "/usr/lib/xorg/Xorg"],
         env={**os.environ, "PROC_ROOT": str(proc)},
         capture_output=True,
         text=True,
@@ -180,6 +183,8 @@ def test_no_gpu_process_lets_the_run_go_and_clears_an_old_skip(tmp_path):
     proc = tmp_path / "proc"
     process(proc, 100, "/usr/bin/bash", ["/dev/null", "/dev/pts/0"])
     process(proc, 101, "/usr/bin/nvidia-persistenced", ["/dev/nvidiactl", "/dev/nvidia0"])
+    # The desktop's display server, by its full path: a workstation at its login screen is idle.
+    process(proc, 102, "/usr/lib/xorg/Xorg", ["/dev/nvidiactl", "/dev/nvidia0"])
     (tmp_path / "labrig_verify_busy.prom").write_text("old\n")
     done, textfile = busy(tmp_path, proc)
     assert done.returncode == 0, done.stderr
@@ -190,13 +195,15 @@ def test_a_gpu_job_skips_the_run_and_records_it(tmp_path):
     proc = tmp_path / "proc"
     process(proc, 100, "/usr/bin/bash", ["/dev/null"])
     process(proc, 4242, "/usr/bin/python3.11", ["/dev/null", "/dev/nvidia-uvm", "/dev/nvidia1"])
+    # A user's own program named like the display server is a job all the same.
+    process(proc, 4243, "/home/bob/Xorg", ["/dev/nvidia1"])
     done, textfile = busy(tmp_path, proc)
     # Not 1, which the unit's SuccessExitStatus=1 would count as the condition passing.
     assert done.returncode == 75
-    assert "skipped: busy: GPU processes 4242(python3.11)" in done.stdout
+    assert "skipped: busy: GPU processes 4242(python3.11) 4243(Xorg)" in done.stdout
     text = textfile.read_text()
     assert 'labrig_verify_skipped_timestamp_seconds{reason="busy"} ' in text
-    assert "labrig_verify_busy_processes 1" in text.splitlines()
+    assert "labrig_verify_busy_processes 2" in text.splitlines()
     assert oct(textfile.stat().st_mode & 0o777) == "0o644"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labrig_verify_busy.prom", "proc"]
     promtool = shutil.which("promtool")
