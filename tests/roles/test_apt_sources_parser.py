@@ -1,0 +1,64 @@
+"""The apt sources reader the roles use (filter_plugins/apt_sources.py): one-line and deb822 files,
+and the entries that already point at a repository, as NVIDIA's cuda-keyring package writes them."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from role_support import ROLES
+
+NVIDIA = "https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/"
+
+
+def _filters():
+    path = ROLES / "apt_sources" / "filter_plugins" / "apt_sources.py"
+    spec = importlib.util.spec_from_file_location("labrig_apt_sources", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_cuda_keyring_source_is_found_with_its_keyring():
+    filters = _filters()
+    files = [
+        {
+            # The line NVIDIA's cuda-keyring package installs (its documented format).
+            "path": "/etc/apt/sources.list.d/cuda-ubuntu2204-x86_64.list",
+            "content": "deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] "
+            + NVIDIA
+            + " /\n",
+        },
+        {
+            "path": "/etc/apt/sources.list.d/ubuntu.sources",
+            "content": "Types: deb\nURIs: http://archive.invalid/ubuntu\nSuites: jammy\n"
+            "Components: main restricted\n\n"
+            "# an admin's disabled copy, in deb822\n"
+            "Types: deb\nEnabled: no\nURIs: " + NVIDIA.rstrip("/") + "\nSuites: /\n",
+        },
+    ]
+
+    found = filters.labrig_apt_sources_for(filters.labrig_apt_sources(files), NVIDIA)
+
+    assert [(entry["path"], entry["signed_by"]) for entry in found] == [
+        (
+            "/etc/apt/sources.list.d/cuda-ubuntu2204-x86_64.list",
+            "/usr/share/keyrings/cuda-archive-keyring.gpg",
+        )
+    ]
+
+
+def test_a_deb822_source_matches_without_its_trailing_slash_and_deb_src_never():
+    filters = _filters()
+    files = [
+        {
+            "path": "/etc/apt/sources.list.d/nvidia.sources",
+            "content": "Types: deb\nURIs: "
+            + NVIDIA.rstrip("/")
+            + "\nSuites: /\nSigned-By: /etc/apt/keyrings/nvidia.gpg\n",
+        },
+        {"path": "/etc/apt/sources.list", "content": f"deb-src {NVIDIA} /\n# deb {NVIDIA} /\n"},
+    ]
+
+    found = filters.labrig_apt_sources_for(filters.labrig_apt_sources(files), NVIDIA)
+
+    assert [entry["signed_by"] for entry in found] == ["/etc/apt/keyrings/nvidia.gpg"]
