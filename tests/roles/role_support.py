@@ -295,14 +295,21 @@ RESOLUTION_CASES: dict[str, dict[str, Any]] = {
     },
     "ubuntu22_defaults": {
         "labrig_platform": UBUNTU22,
-        "nvidia_driver_package_version": "535.183.01-0ubuntu0.22.04.1",
+        "nvidia_driver_package_version": "580.126.09-0ubuntu0.22.04.1",
         # Installed and in the branch: kept, even though a newer candidate exists.
         "nvidia_driver_apt_policy": POLICY.format(
-            "535.183.01-0ubuntu0.22.04.1", "535.216.01-0ubuntu0.22.04.1"
+            "580.126.09-0ubuntu0.22.04.1", "580.142-0ubuntu0.22.04.1"
         ),
+    },
+    # Secure Boot on: Canonical's signed modules for the host's kernel flavour, no DKMS.
+    "ubuntu22_secure_boot": {
+        "labrig_platform": UBUNTU22,
+        "preflight_secure_boot_output": "SecureBoot enabled",
+        "nvidia_driver_kernel_flavour": "generic-hwe-22.04",
     },
     "ubuntu22_server_open_atlas": {
         "labrig_platform": UBUNTU22,
+        "nvidia_driver_branch": "535",
         "nvidia_driver_ubuntu_server": "true",
         "nvidia_driver_kernel_modules": "open",
         "labrig_blas": "atlas",

@@ -46,3 +46,10 @@ def test_debian_cuda_home_is_found_on_the_host_not_assumed(resolution):
 )
 def test_host_compiler_is_gcc_11_or_older(resolution, case, compiler):
     assert resolution.value(case, "cuda_host_compiler") == compiler
+
+
+def test_the_runfile_installer_gets_the_libxml2_it_links(resolution):
+    # cuda-installer links libxml2.so.2, which a minimal Ubuntu 24.04 does not have.
+    assert resolution.value("ubuntu24_runfiles_tarball", "cuda_plan")["installer_packages"] == [
+        "libxml2"
+    ]

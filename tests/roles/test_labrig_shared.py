@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from role_support import DEBIAN12, ROLES, local_inventory, run_playbook, run_tasks
+from role_support import (
+    DEBIAN12,
+    ROLES,
+    UBUNTU20,
+    UBUNTU22,
+    UBUNTU24,
+    local_inventory,
+    run_playbook,
+    run_tasks,
+)
 
 
 def labrig(tasks_from: str, **params) -> dict:
@@ -150,6 +159,9 @@ def test_resolution_of_auto_follows_the_platform(tmp_path: Path) -> None:
         "debian": {"labrig_platform": DEBIAN12},
         "debian_repo": {"labrig_platform": DEBIAN12, "cuda_install_method": "nvidia_repo"},
         "unknown": {"labrig_platform": {**DEBIAN12, "version": "11"}},
+        "ubuntu20": {"labrig_platform": UBUNTU20},
+        "ubuntu22": {"labrig_platform": UBUNTU22},
+        "ubuntu24": {"labrig_platform": UBUNTU24},
     }
     run = run_tasks(
         tmp_path,
@@ -171,9 +183,13 @@ def test_resolution_of_auto_follows_the_platform(tmp_path: Path) -> None:
     }
     assert methods == {
         "debian": ("distro", "wheel", "wheel"),
-        "debian_repo": ("nvidia_repo", "wheel", "repo"),
+        "debian_repo": ("nvidia_repo", "wheel", "wheel"),
         # A release preflight refuses resolves to nothing rather than to a guess.
         "unknown": ("", "", "wheel"),
+        "ubuntu20": ("nvidia_repo", "repo", "wheel"),
+        "ubuntu22": ("nvidia_repo", "repo", "wheel"),
+        # NVIDIA's ubuntu2404 repository has cuDNN 9 only: cuDNN 8 from the wheel.
+        "ubuntu24": ("runfile", "wheel", "wheel"),
     }
 
 

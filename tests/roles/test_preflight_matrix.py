@@ -10,6 +10,7 @@ import pytest
 DEBIAN12 = {"distribution": "Debian", "version": "12", "codename": "bookworm", "arch": "x86_64"}
 UBUNTU22 = {"distribution": "Ubuntu", "version": "22.04", "codename": "jammy", "arch": "x86_64"}
 UBUNTU20 = {"distribution": "Ubuntu", "version": "20.04", "codename": "focal", "arch": "x86_64"}
+UBUNTU24 = {"distribution": "Ubuntu", "version": "24.04", "codename": "noble", "arch": "x86_64"}
 INTEL_AUDIO = "0000:00:1f.3 0x8086 0x51c8 0x040380"
 RTX3090 = "0000:01:00.0 0x10de 0x2204 0x030000"
 RTX3090_AUDIO = "0000:01:00.1 0x10de 0x1aef 0x040300"
@@ -207,9 +208,35 @@ def cases(wheel: str) -> dict[str, tuple[dict, str | None]]:
             deb(mxnet_install_method="pip", labrig_wheelhouse=str(Path(wheel).parent)),
             None,
         ),
-        "ok_gpu_wheel_with_nccl_from_nvidias_repo": (
-            good_ubuntu22(mxnet_install_method="pip"),
+        # NCCL from the hash-locked wheel on Ubuntu too (no libnccl2 pin fits every release there).
+        "ok_gpu_wheel_with_nccl_wheel_on_ubuntu22": (
+            good_ubuntu22(mxnet_install_method="pip", labrig_wheelhouse=str(Path(wheel).parent)),
             None,
+        ),
+        "bad_gpu_wheel_without_nccl_on_ubuntu22": (
+            good_ubuntu22(mxnet_install_method="pip", labrig_wheelhouse="/nonexistent"),
+            "no nvidia_nccl_cu11-2.21.5-*.whl in labrig_wheelhouse",
+        ),
+        # The documented inventory's choices on Ubuntu 24.04: the CUDA 11.8 runfile (no CUDA 11
+        # in any apt repository there) and cuDNN 8 from the wheel (NVIDIA's ubuntu2404
+        # repository has cuDNN 9 only).
+        "ok_ubuntu24_defaults": (
+            good_ubuntu22(
+                labrig_platform=UBUNTU24,
+                cudnn_wheel_file=wheel,
+                cudnn_wheel_sha256="a" * 64,
+                cuda_runfile="/srv/labrig/cuda_11.8.0_520.61.05_linux.run",
+                cuda_runfile_sha256="b" * 64,
+            ),
+            None,
+        ),
+        "ok_ubuntu22_secure_boot_takes_the_signed_modules": (
+            good_ubuntu22(preflight_secure_boot_output="SecureBoot enabled"),
+            None,
+        ),
+        "bad_signed_modules_on_debian": (
+            deb(nvidia_driver_secure_boot_signing="ubuntu_signed"),
+            "installs Canonical's signed modules, which only Ubuntu's own driver packages have",
         ),
         "bad_gpu_wheel_without_nccl": (
             deb(mxnet_install_method="pip", labrig_wheelhouse="/nonexistent"),
