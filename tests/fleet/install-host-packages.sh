@@ -5,7 +5,7 @@
 # Called by `make setup`. Fast no-op when everything is already installed.
 set -euo pipefail
 
-packages=(debootstrap systemd-container apt-cacher-ng iproute2 zstd openssh-client chromium pci.ids prometheus)
+packages=(debootstrap systemd-container apt-cacher-ng iproute2 zstd openssh-client chromium pci.ids prometheus gpg)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -8,9 +8,12 @@ Stages that need a playbook not yet in the repository skip, naming it.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import shlex
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -381,42 +384,197 @@ def test_a_package_lists_download_that_hangs_is_killed_and_retried(
     _assert_all_hosts_ok(again, [host])
 
 
+# A workstation as labs have it: unattended-upgrades installed and running (its service keeps
+# `unattended-upgrade-shutdown --wait-for-signal`, named `unattended-upgr`, up for good; its own
+# timers are left off so that no upgrade starts in the middle of the stages), and a display server
+# on the GPU: a stand-in at Xorg's path, run by root, holding the stand-in /dev/nvidia0.
+UNATTENDED_UPGRADES = (
+    "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q unattended-upgrades >/dev/null"
+    ' && printf \'APT::Periodic::Update-Package-Lists "0";\\nAPT::Periodic::Unattended-Upgrade'
+    ' "0";\\n\' | sudo tee /etc/apt/apt.conf.d/20auto-upgrades >/dev/null'
+    " && sudo systemctl restart unattended-upgrades"
+    " && for i in $(seq 20); do pgrep -x unattended-upgr && exit 0; sleep 0.5; done; exit 1"
+)
+DISPLAY_SERVER = (
+    "{ sudo install -D -m 0755 /usr/bin/sleep /usr/lib/xorg/Xorg"
+    " && sudo setsid sh -c 'exec 3</dev/nvidia0; exec /usr/lib/xorg/Xorg 900'; }"
+    " </dev/null >/dev/null 2>&1 &"
+    " for i in $(seq 20); do pgrep -x -u root Xorg && exit 0; sleep 0.5; done; exit 1"
+)
+NO_DISPLAY_SERVER = "sudo pkill -x -u root Xorg; sudo rm -rf /usr/lib/xorg"
+
+
 @needs_provision
 def test_a_host_in_use_is_not_touched_while_the_others_go_on(
     fleet: Fleet, profiled_inventory: Path
 ) -> None:
     busy, other = list(fleet.hosts)[1], list(fleet.hosts)[-1]
+    upgrades = fleet.ssh(busy, UNATTENDED_UPGRADES, timeout=600)
+    assert upgrades.returncode == 0 and upgrades.output.strip(), upgrades.explain()
     with LoggedInUser(fleet, busy, "alice") as alice:
-        fleet.mark_unchanged([busy])
+        desktop = fleet.ssh(busy, DISPLAY_SERVER)
+        try:
+            assert desktop.returncode == 0, desktop.explain()
+            xorg_pid = desktop.output.split()[0]
+            fleet.mark_unchanged([busy])
 
-        # FULL=1: a converged host is left alone in use or not; the guard stands before real work.
-        result = make(
-            "provision", profiled_inventory, HOST=f"{busy},{other}", FULL="1", timeout=1800
-        )
+            # FULL=1: a converged host is left alone in use or not; the guard stands before real
+            # work.
+            result = make(
+                "provision", profiled_inventory, HOST=f"{busy},{other}", FULL="1", timeout=1800
+            )
 
-        assert result.returncode != 0, result.explain()
-        assert result.recap[busy]["failed"] == 1, result.explain()
-        assert result.recap[other]["failed"] == 0 and result.recap[other]["unreachable"] == 0
-        expected = (
-            f"{busy}: 1 GPU process ({alice.job_pid} alice sleep 900) and user alice logged in; "
-            "rerun with labrig_maintenance_ok=true"
-        )
-        summary = result.output.split("LABRIG SUMMARY", 1)[-1]
-        assert expected in " ".join(summary.split()), result.explain()
-        _assert_nothing_changed(fleet, [busy], result)
+            assert result.returncode != 0, result.explain()
+            assert result.recap[busy]["failed"] == 1, result.explain()
+            assert result.recap[other]["failed"] == 0 and result.recap[other]["unreachable"] == 0
+            # alice's job is GPU work; the display server is the desktop, named apart.
+            expected = (
+                f"{busy}: 1 GPU process ({alice.job_pid} alice sleep 900) and user alice logged in"
+                f" (the desktop holds the GPU too, not counted as a job ({xorg_pid} root"
+                " /usr/lib/xorg/Xorg)); rerun with labrig_maintenance_ok=true"
+            )
+            summary = result.output.split("LABRIG SUMMARY", 1)[-1]
+            assert expected in " ".join(summary.split()), result.explain()
+            _assert_nothing_changed(fleet, [busy], result)
 
-        allowed = make(
-            "provision",
-            profiled_inventory,
-            HOST=busy,
-            ARGS="-e labrig_maintenance_ok=true",
-            FULL="1",
-            timeout=1800,
-        )
+            # Every task, apt_sources' wait for running apt work included, beside the
+            # unattended-upgrades service: it must not be taken for apt at work.
+            allowed = make(
+                "provision",
+                profiled_inventory,
+                HOST=busy,
+                ARGS="-e labrig_maintenance_ok=true",
+                FULL="1",
+                timeout=1800,
+            )
+        finally:
+            fleet.ssh(busy, NO_DISPLAY_SERVER)
 
         _assert_all_hosts_ok(allowed, [busy])
         said = " ".join(allowed.output.split())
         assert "going on: labrig_maintenance_ok is true" in said, allowed.explain()
+        assert f"FAILED - RETRYING: [{busy}]: Wait for an apt or dpkg" not in allowed.output, (
+            allowed.explain()
+        )
+        still_up = fleet.ssh(busy, "pgrep -a -x unattended-upgr")
+        assert "unattended-upgrade-shutdown" in still_up.output, still_up.explain()
+
+
+# NVIDIA's repository as its own instructions set it up (the cuda-keyring package): a source file
+# with its own keyring. The fleet reaches no vendor: a real signed flat repository of one stand-in
+# package, under a file: URI on the host, stands in for it, and the role is pointed at that URI.
+STAND_IN_REPOSITORY = "/srv/labrig-e2e/nvidia"
+CUDA_KEYRING_SOURCE = "/etc/apt/sources.list.d/cuda-debian12-x86_64.list"
+CUDA_KEYRING = "/usr/share/keyrings/cuda-archive-keyring.gpg"
+ADD_NVIDIA_REPOSITORY = """\
+- name: Add NVIDIA's repository the way the driver, cuda and cudnn roles do
+  hosts: all
+  become: true
+  tasks:
+    - name: NVIDIA's repository, with apt_sources' own tasks
+      ansible.builtin.include_role:
+        name: apt_sources
+        tasks_from: nvidia_repo.yml
+"""
+
+
+def _signed_flat_repository(folder: Path) -> tuple[str, dict[str, bytes]]:
+    """A flat apt repository of one package, signed with a key made for it: (the key's
+    fingerprint, {file name: content}) with the binary keyring as `keyring.gpg`."""
+    home = folder / "gnupg"
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--batch", "--homedir", str(home), "--passphrase", ""]
+    made = run(
+        [*gpg, "--quick-gen-key", "labrig e2e <e2e@labrig.invalid>", "ed25519", "sign", "never"]
+    )
+    assert made.returncode == 0, made.explain()
+    listed = run([*gpg, "--with-colons", "--list-keys"])
+    fingerprint = next(
+        line.split(":")[9] for line in listed.output.splitlines() if line.startswith("fpr:")
+    )
+    packages = (
+        "Package: labrig-e2e-cuda-stand-in\nVersion: 1.0\nArchitecture: all\n"
+        "Maintainer: labrig e2e <e2e@labrig.invalid>\n"
+        "Filename: ./labrig-e2e-cuda-stand-in_1.0_all.deb\nSize: 1\nSHA256: " + "0" * 64 + "\n"
+        "Description: the one package of a stand-in for NVIDIA's repository\n"
+    ).encode()
+    release = (
+        "Origin: labrig e2e\nLabel: labrig e2e\n"
+        + time.strftime("Date: %a, %d %b %Y %H:%M:%S UTC\n", time.gmtime())
+        + f"SHA256:\n {hashlib.sha256(packages).hexdigest()} {len(packages)} Packages\n"
+    )
+    (folder / "Release").write_text(release)
+    signed = run(
+        [*gpg, "--clearsign", "--output", str(folder / "InRelease"), str(folder / "Release")]
+    )
+    assert signed.returncode == 0, signed.explain()
+    keyring = subprocess.run([*gpg, "--export"], capture_output=True, check=True).stdout
+    return fingerprint, {
+        "Packages": packages,
+        "InRelease": (folder / "InRelease").read_bytes(),
+        "keyring.gpg": keyring,
+    }
+
+
+def _put(fleet: Fleet, host: str, path: str, content: bytes) -> None:
+    encoded = base64.b64encode(content).decode()
+    put = fleet.ssh(
+        host,
+        f"sudo install -d {shlex.quote(str(Path(path).parent))} && echo {encoded}"
+        f" | base64 -d | sudo tee {shlex.quote(path)} >/dev/null",
+    )
+    assert put.returncode == 0, put.explain()
+
+
+@needs_provision
+def test_nvidias_repository_set_up_by_hand_is_used_not_added_twice(
+    fleet: Fleet, profiled_inventory: Path, tmp_path: Path
+) -> None:
+    host = list(fleet.hosts)[-1]
+    fingerprint, files = _signed_flat_repository(tmp_path)
+    uri = f"file:{STAND_IN_REPOSITORY}/debian12/x86_64/"
+    for name in ("Packages", "InRelease"):
+        _put(fleet, host, f"{STAND_IN_REPOSITORY}/debian12/x86_64/{name}", files[name])
+    _put(fleet, host, CUDA_KEYRING, files["keyring.gpg"])
+    _put(fleet, host, CUDA_KEYRING_SOURCE, f"deb [signed-by={CUDA_KEYRING}] {uri} /\n".encode())
+    playbook = tmp_path / "nvidia-repo.yml"
+    playbook.write_text(ADD_NVIDIA_REPOSITORY)
+    arguments = (
+        "--limit",
+        host,
+        "-e",
+        f"apt_sources_nvidia_repo_url=file:{STAND_IN_REPOSITORY}",
+        "-e",
+        f"apt_sources_nvidia_key_fingerprint={fingerprint}",
+    )
+    test_plugins = {"ANSIBLE_TEST_PLUGINS": str(REPO / "roles" / "labrig" / "test_plugins")}
+    try:
+        first = _playbook(profiled_inventory, playbook, *arguments, timeout=600, env=test_plugins)
+        second = _playbook(profiled_inventory, playbook, *arguments, timeout=600, env=test_plugins)
+        apt = fleet.ssh(
+            host,
+            "sudo apt-get update -q 2>&1 && ls /etc/apt/sources.list.d"
+            " && apt-cache policy labrig-e2e-cuda-stand-in",
+            timeout=300,
+        )
+    finally:
+        fleet.ssh(
+            host,
+            f"sudo rm -rf {STAND_IN_REPOSITORY} {CUDA_KEYRING} {CUDA_KEYRING_SOURCE}"
+            " /etc/apt/sources.list.d/labrig-nvidia-cuda.sources"
+            " && sudo apt-get update -q >/dev/null",
+            timeout=300,
+        )
+
+    _assert_all_hosts_ok(first, [host])
+    said = " ".join(first.output.split())
+    adopted = f"({CUDA_KEYRING_SOURCE}, signed-by {CUDA_KEYRING})"
+    assert f"nvidia-cuda is already a source of this host {adopted}" in said, first.explain()
+    assert _assert_all_hosts_ok(second, [host])[host]["changed"] == 0, second.explain()
+    # One source of the URI, so apt has no two Signed-By values to refuse; the package is there.
+    assert apt.returncode == 0 and "Conflicting values" not in apt.output, apt.explain()
+    assert "labrig-nvidia-cuda.sources" not in apt.output, apt.explain()
+    assert "Candidate: 1.0" in apt.output, apt.explain()
 
 
 @needs_provision
