@@ -51,7 +51,7 @@ LIMIT = $(if $(HOST),--limit '$(HOST)',)
 # No ./inventory and no INVENTORY= given: the commands act on this machine (see below).
 NO_INVENTORY := $(if $(filter file,$(origin INVENTORY)),$(if $(wildcard $(INVENTORY)),,1),)
 PLAYBOOK = $(BIN)/ansible-playbook -i '$(INVENTORY)' $(LIMIT)
-VERIFY_VARS = $(if $(CPU_ONLY),-e verify_cpu_only=true,) $(if $(FRAMEWORK),-e verify_framework=$(FRAMEWORK),)
+VERIFY_VARS = $(if $(CPU_ONLY),-e verify_cpu_only=true,) $(if $(FRAMEWORK),-e 'verify_framework=$(FRAMEWORK)',)
 # Rollouts: hosts in batches (a count, a percentage, or a list of them: 1,25%,100%), and how many
 # per cent of a batch may fail before the rollout stops (a batch that fails whole always stops it).
 ROLLOUT_VARS = $(if $(BATCH),-e 'labrig_batch=$(BATCH)',) $(if $(MAX_FAIL),-e 'labrig_max_fail=$(MAX_FAIL)',)

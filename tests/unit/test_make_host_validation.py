@@ -143,3 +143,16 @@ def test_a_rollout_value_that_is_not_a_count_is_refused(
 
     assert result.returncode == 2
     assert f"error: {named}:" in result.stderr, result.stderr
+
+
+def test_the_framework_reaches_ansible_as_one_quoted_word(inventory: Path, tmp_path: Path) -> None:
+    # A pipe is no quote or `;`, so the guard lets it through: only quoting keeps it a value.
+    planted = tmp_path / "planted"
+    result = make("-n", "verify", f"INVENTORY={inventory}", f"FRAMEWORK=x|touch {planted}")
+
+    assert result.returncode == 0, result.stderr
+    playbook_line = next(line for line in result.stdout.splitlines() if "verify.yml" in line)
+    assert f"-e 'verify_framework=x|touch {planted}'" in playbook_line, playbook_line
+    # The line as make would run it, with `true` in ansible-playbook's place.
+    ran = subprocess.run(["bash", "-c", "true " + playbook_line.split(" ", 1)[1]], check=False)
+    assert ran.returncode == 0 and not planted.exists()
