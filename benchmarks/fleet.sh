@@ -70,9 +70,11 @@ light_inventory() {
 
 # The same hosts on MXNet's source path, against the stand-in placed at /srv/labrig-stand-in.
 source_inventory() {
-  local fleet_inventory=$1 folder=$2 commit=$3 count=$4 host
+  local fleet_inventory=$1 folder=$2 commit=$3 count=$4 host builder
   mkdir -p "$folder/host_vars"
   first_hosts "$fleet_inventory" "$count" >"$folder/hosts.ini"
+  # The build host the lab trusts to share its builds (mxnet_build_host): the first one.
+  builder=$(fleet_hosts "$fleet_inventory" | head -n 1 | cut -d' ' -f1)
   while read -r host _; do
     cat >"$folder/host_vars/$host.yml" <<VARS
 ---
@@ -85,7 +87,7 @@ mxnet_git_commit: $commit
 mxnet_src_dir: /opt/labrig/src/stand-in-mxnet
 mxnet_venv: /opt/labrig/stand-in-venv
 mxnet_make_target: slow
-mxnet_share_build: true
+mxnet_build_host: $builder
 mxnet_artifact_cache: $folder/artifacts
 mxnet_use_opencv: false
 mxnet_use_ccache: false

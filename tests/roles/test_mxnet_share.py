@@ -126,12 +126,13 @@ def share(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("mxnet-share")
     stand_in = stand_in_module.create(workdir / "stand-in")
     hosts = {name: _host(workdir, stand_in, name, mxnet_build_host="b") for name in ("a", "b", "c")}
-    hosts["d"] = _host(workdir, stand_in, "d", labrig_blas="atlas")
+    # d trusts b too, but b does not share its configuration: d builds its own, and shares nothing.
+    hosts["d"] = _host(workdir, stand_in, "d", labrig_blas="atlas", mxnet_build_host="b")
     # One at a time: the local "hosts" share one venv path (forks=1 keeps the linear order).
     first = run_playbook(workdir / "run1", [_play()], local_inventory(hosts), "--forks", "1")
     state = {"built": {name: _built(host) for name, host in hosts.items()}}
     state["artifacts"] = sorted(p.name for p in (workdir / "artifacts").iterdir())
-    hosts["e"] = _host(workdir, stand_in, "e")
+    hosts["e"] = _host(workdir, stand_in, "e", mxnet_build_host="b")
     second = run_playbook(workdir / "run2", [_play()], local_inventory({"e": hosts["e"]}))
     state["e_built"] = _built(hosts["e"])
     stamp = first.fact("a", "__mxnet_build_stamp")
@@ -160,7 +161,8 @@ def test_one_configuration_is_built_once_and_installed_on_the_others(share):
     assert share["state"]["built"] == {"a": False, "b": True, "c": False, "d": True}
     stamps = {name: first.fact(name, "__mxnet_build_stamp") for name in "abcd"}
     assert stamps["a"] == stamps["b"] == stamps["c"] != stamps["d"]
-    assert share["state"]["artifacts"] == sorted({stamps["a"], stamps["d"]})
+    # Only the trusted build host publishes: d's own build stays on d.
+    assert share["state"]["artifacts"] == [stamps["a"]]
     for name in "ac":
         installed = _installed(hosts[name])
         assert installed["blas"] == "openblas"
@@ -208,12 +210,22 @@ def test_a_corrupt_artifact_is_set_aside_and_rebuilt(share):
     assert share["cached"].read_bytes() == share["good"]
 
 
-def _record(folder: Path, stamp: str, data: bytes | None = None) -> Path:
+def _record(
+    folder: Path,
+    stamp: str,
+    data: bytes | None = None,
+    extra: tuple[str, ...] = (),
+    publisher: str = "b",
+) -> Path:
     folder.mkdir(parents=True)
     name = wheel_module.wheel_name("1.9.1", stamp, "x86_64")
     wheel = folder / name
     with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("mxnet/__init__.py", "")
         archive.writestr(f"mxnet-1.9.1.dist-info/{artifact.STAMP_FILE}", f"{stamp}\n")
+        for entry in extra:
+            archive.writestr(entry, "import os; os.system('id > /tmp/owned')\n")
+    (folder / artifact.PUBLISHER_FILE).write_text(f"{publisher}\n")
     (folder / f"{name}.sha256").write_text(f"{artifact.sha256_of(wheel)}  {name}\n")
     if data is not None:
         wheel.write_bytes(data)
@@ -222,15 +234,15 @@ def _record(folder: Path, stamp: str, data: bytes | None = None) -> Path:
 
 def test_inspect_tells_valid_absent_corrupt_and_mismatched_apart(tmp_path):
     stamp, other = "1" * 64, "2" * 64
-    assert artifact.inspect(tmp_path / stamp, stamp).state == "absent"
+    assert artifact.inspect(tmp_path / stamp, stamp, "b").state == "absent"
     _record(tmp_path / "good" / stamp, stamp)
-    assert artifact.inspect(tmp_path / "good" / stamp, stamp).valid
+    assert artifact.inspect(tmp_path / "good" / stamp, stamp, "b").valid
     _record(tmp_path / "corrupt" / stamp, stamp, data=b"not the wheel")
-    corrupt = artifact.inspect(tmp_path / "corrupt" / stamp, stamp)
+    corrupt = artifact.inspect(tmp_path / "corrupt" / stamp, stamp, "b")
     assert corrupt.state == "refused" and "not the recorded" in corrupt.reason
     # A wheel of another build filed under this stamp (a copied directory, a renamed one).
     _record(tmp_path / "mismatch" / stamp, other)
-    mismatch = artifact.inspect(tmp_path / "mismatch" / stamp, stamp)
+    mismatch = artifact.inspect(tmp_path / "mismatch" / stamp, stamp, "b")
     assert mismatch.state == "refused" and f"carries build stamp {other}" in mismatch.reason
     aside = artifact.set_aside(tmp_path / "mismatch" / stamp)
     assert aside.name == f"{stamp}.refused" and not (tmp_path / "mismatch" / stamp).exists()
@@ -241,8 +253,48 @@ def test_publish_refuses_a_wheel_that_changed_on_the_way(tmp_path):
     wheel = _record(tmp_path / stamp, stamp)
     (tmp_path / stamp / f"{wheel.name}.sha256").unlink()
     with pytest.raises(ValueError, match="reached the controller with sha256"):
-        artifact.publish(tmp_path / stamp, stamp, wheel.name, "0" * 64)
+        artifact.publish(tmp_path / stamp, stamp, wheel.name, "0" * 64, "b")
     assert not wheel.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (("mxnet-labrig-owned.pth",), "a .pth file, which Python runs at start-up"),
+        (("mxnet/../../evil.py",), "an entry outside the package"),
+        (("mxnet-1.9.1.data/scripts/pip",), "not the mxnet package or its dist-info"),
+        (("mxnet-1.9.1.dist-info/entry_points.txt",), "not the mxnet package or its dist-info"),
+    ],
+)
+def test_a_build_host_cannot_ship_code_that_runs_at_another_hosts_start_up(tmp_path, extra, named):
+    """A rooted build host can match another host's stamp (its inputs are host-reported): what it
+    ships is the mxnet package and its dist-info, or nothing is published or installed."""
+    stamp = "5" * 64
+    wheel = _record(tmp_path / "cached" / stamp, stamp, extra=extra)
+    found = artifact.inspect(tmp_path / "cached" / stamp, stamp, "b")
+    assert found.state == "refused" and named in found.reason, found
+    fetched = tmp_path / "fetched" / stamp
+    fetched.mkdir(parents=True)
+    (fetched / wheel.name).write_bytes(wheel.read_bytes())
+    with pytest.raises(ValueError, match=named):
+        artifact.publish(fetched, stamp, wheel.name, artifact.sha256_of(wheel), "b")
+    assert not list(fetched.iterdir())
+
+
+def test_only_the_trusted_build_hosts_artifact_counts_and_names_are_the_controllers(tmp_path):
+    stamp = "6" * 64
+    _record(tmp_path / stamp, stamp, publisher="c")
+    found = artifact.inspect(tmp_path / stamp, stamp, "b")
+    assert found.state == "refused" and "published by c, not the trusted build host b" in (
+        found.reason
+    )
+    assert artifact.inspect(tmp_path / stamp, stamp, "").state == "refused"
+    # A name the build host chose is never joined to a controller path.
+    with pytest.raises(ValueError, match="not a wheel file name"):
+        artifact.publish(tmp_path / stamp, stamp, "../../../root/.bashrc", "0" * 64, "b")
+    assert artifact.wheel_name("1.9.1", stamp, "x86_64") == (
+        wheel_module.wheel_name("1.9.1", stamp, "x86_64")
+    )
 
 
 def test_the_host_refuses_a_shared_wheel_that_is_not_the_recorded_one(tmp_path):
@@ -265,6 +317,7 @@ def test_the_host_refuses_a_shared_wheel_that_is_not_the_recorded_one(tmp_path):
     host = {
         "__mxnet_build_stamp": stamp,
         "__mxnet_builder": "ws1",
+        "mxnet_build_host": "ws1",
         "mxnet_artifact_cache": str(tmp_path / "artifacts"),
         "mxnet_venv": str(venv),
         "mxnet_wheel_cache": str(tmp_path / "wheels"),
