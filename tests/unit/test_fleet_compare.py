@@ -58,3 +58,16 @@ def test_cpu_only_and_unmeasured_hosts_add_nothing() -> None:
     cpu = {"host": "ws03", "gpus": [], "checks": [], "state": HOST_OK}
     result = compare_fleet([cpu])
     assert result["models"] == [] and result["gpus"] == [] and result["flagged"] == []
+
+
+def test_one_host_claiming_impossibly_fast_cards_cannot_make_the_honest_ones_slow() -> None:
+    # A rooted host reports eight RTX 3090s at 14x a real one; three honest hosts have one each.
+    liar = gpu_host_report("ws99", 8, scale=dict.fromkeys(range(8), 14.0))
+    hosts = as_hosts(*(gpu_host_report(f"ws0{i}", 1) for i in range(1, 4)), liar)
+
+    result = compare_fleet(hosts, flag_below=0.8)
+
+    honest = [g for g in result["gpus"] if g["host"] != "ws99"]
+    assert all(not g["flagged"] for g in honest), honest
+    assert all(g["ratios"]["gemm_fp32"] == pytest.approx(1.0) for g in honest)
+    assert result["suspects"] == ["ws99"]

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from verify.burn_in.plots import render_page
 from verify.fleet.history import (
     TREND_RUNS,
     diff_fleets,
@@ -24,21 +25,32 @@ from verify.fleet.history import (
     resolve_run,
 )
 from verify.fleet.html import render_html
+from verify.fleet.ingest import clean_text
 from verify.fleet.junit import render_junit
-from verify.fleet.merge import BURN_IN_SUFFIX, build_fleet
+from verify.fleet.merge import BURN_IN_SUFFIX, build_fleet, read_host_report
 from verify.fleet.summary import render_summary
 
 DEFAULT_REPORTS_DIR = "reports"
 
 
+def _say(text: str) -> None:
+    """Print to the admin's terminal: no escape sequence a host's text carries gets through, even
+    from a run stored before reports were cleaned on ingest."""
+    sys.stdout.write(clean_text(text))
+
+
 def write_fleet(fleet: dict[str, Any], run_dir: Path) -> dict[str, Path]:
-    """Write fleet.json, fleet.junit.xml and fleet.html next to the host reports."""
+    """Write fleet.json, fleet.junit.xml and fleet.html next to the host reports, and each
+    burn-in's page from its report: drawn here, on the controller, never taken from a host."""
     run_dir = Path(run_dir)
     outputs = {
         "json": (run_dir / "fleet.json", json.dumps(fleet, separators=(",", ":")) + "\n"),
         "junit": (run_dir / "fleet.junit.xml", render_junit(fleet)),
         "html": (run_dir / "fleet.html", render_html(fleet)),
     }
+    for burn_in in sorted(run_dir.glob(f"*{BURN_IN_SUFFIX}")):
+        page = burn_in.with_name(burn_in.name.removesuffix(".json") + ".html")
+        _write_atomically(page, render_page(read_host_report(burn_in)))
     for path, text in outputs.values():
         _write_atomically(path, text)
     return {kind: path for kind, (path, _) in outputs.items()}
@@ -84,7 +96,7 @@ def _with_trends(fleet: dict[str, Any], run_dir: Path, reports_dir: Path) -> dic
 def _render(run_dir: Path, args: argparse.Namespace, reports_dir: Path) -> int:
     fleet = _with_trends(build_fleet(run_dir, flag_below=args.flag_below), run_dir, reports_dir)
     paths = write_fleet(fleet, run_dir)
-    sys.stdout.write(
+    _say(
         render_summary(
             fleet, width=_width(args.width), gpu_rows=args.gpu_rows, report_path=str(paths["html"])
         )
@@ -143,7 +155,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     run_a = resolve_run(reports_dir, args.run_a)
     run_b = resolve_run(reports_dir, args.run_b)
     changes = diff_fleets(load_fleet(run_a), load_fleet(run_b))
-    sys.stdout.write(format_diff(changes, run_a.name, run_b.name))
+    _say(format_diff(changes, run_a.name, run_b.name))
     return 1 if args.fail_on_regression and any(c.regression for c in changes) else 0
 
 
@@ -158,7 +170,7 @@ def cmd_trend(args: argparse.Namespace) -> int:
         raise FileNotFoundError(
             f"{args.host} is in none of the last {len(history)} runs (hosts: {', '.join(known)})"
         )
-    sys.stdout.write(format_trend(trend, changed_only=not args.all))
+    _say(format_trend(trend, changed_only=not args.all))
     return 0
 
 
@@ -222,13 +234,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Neither 0 (every host fit) nor 1 (some host not): the verify playbook fails the merge on it.
+INTERNAL_ERROR = 3
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (FileNotFoundError, NotADirectoryError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {clean_text(str(exc))}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        print(f"error: the fleet command failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return INTERNAL_ERROR
 
 
 if __name__ == "__main__":

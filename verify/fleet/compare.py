@@ -4,6 +4,11 @@ A card on a downtrained PCIe link or one that throttles still passes its own abs
 an otherwise healthy lab; next to identical cards it stands out. Ratios are "performance
 relative to the model's median": for throughput higher is better (value / median), for a time
 lower is better (median / value), so a ratio under `flag_below` always means "slower".
+
+A model's median is the median of its hosts' own medians: one host is one vote however many
+cards it claims, so a rooted host reporting eight impossibly fast cards cannot make the honest
+ones look slow. A card claiming more than IMPLAUSIBLE_ABOVE times its model's median is named as
+implausible (its host is a suspect), never taken as the norm.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from typing import Any
+
+IMPLAUSIBLE_ABOVE = 2.0
 
 
 @dataclass(frozen=True)
@@ -73,11 +80,13 @@ def compare_fleet(hosts: list[dict[str, Any]], *, flag_below: float = 0.8) -> di
         model = models[entry["model"]]
         model["gpus"] += 1
         for key, value in entry["values"].items():
-            model["samples"].setdefault(key, []).append(value)
+            model["samples"].setdefault(key, {}).setdefault(entry["host"], []).append(value)
     for model in models.values():
         samples = model.pop("samples")
         model["medians"] = {
-            m.key: statistics.median(samples[m.key]) for m in METRICS if m.key in samples
+            m.key: statistics.median(statistics.median(v) for v in samples[m.key].values())
+            for m in METRICS
+            if m.key in samples
         }
 
     for entry in per_gpu:
@@ -88,6 +97,7 @@ def compare_fleet(hosts: list[dict[str, Any]], *, flag_below: float = 0.8) -> di
             if m.key in entry["values"]
         }
         entry["flagged"] = [key for key, r in entry["ratios"].items() if r < flag_below]
+        entry["implausible"] = [key for key, r in entry["ratios"].items() if r > IMPLAUSIBLE_ABOVE]
 
     return {
         "flag_below": flag_below,
@@ -102,4 +112,6 @@ def compare_fleet(hosts: list[dict[str, Any]], *, flag_below: float = 0.8) -> di
             for e in per_gpu
             if e["flagged"]
         ],
+        # Hosts whose cards claim what no card of their model does: suspects, not references.
+        "suspects": sorted({e["host"] for e in per_gpu if e["implausible"]}),
     }

@@ -57,8 +57,15 @@ def load_fleet(run_dir: Path) -> dict[str, Any]:
     merged = Path(run_dir) / "fleet.json"
     if merged.is_file():
         fleet = json.loads(merged.read_text(encoding="utf-8"))
-        # A run merged by another labrig version is re-read from its host reports.
-        if fleet.get("schema") == FLEET_SCHEMA:
+        # A run merged by another labrig version, or a damaged fleet.json, is re-read from its
+        # host reports.
+        hosts = fleet.get("hosts") if isinstance(fleet, dict) else None
+        if (
+            isinstance(fleet, dict)
+            and fleet.get("schema") == FLEET_SCHEMA
+            and isinstance(hosts, list)
+            and all(isinstance(h, dict) and isinstance(h.get("host"), str) for h in hosts)
+        ):
             return fleet
     return build_fleet(run_dir)
 
@@ -151,7 +158,9 @@ def load_history(
     for run in runs[-last:] if last > 0 else []:
         try:
             history.append((run, load_fleet(Path(reports_dir) / run)))
-        except (OSError, ValueError, KeyError):
+        # A stored run this labrig cannot read (another version's, a crashed merge's) is passed
+        # over: it must never stop every later merge.
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             continue
     return history
 

@@ -9,7 +9,6 @@ playbook writes for a host where the suite could not run) and, once merged, `fle
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from verify.fleet.compare import compare_fleet
+from verify.fleet.ingest import read_report
 from verify.result import CheckResult, Status, count_statuses
 
 FLEET_SCHEMA = "labrig.fleet/1"
@@ -39,16 +39,10 @@ def natural_key(text: str) -> list[Any]:
 
 
 def read_host_report(path: Path) -> dict[str, Any]:
-    """One host's report; an unreadable file becomes a suite error instead of stopping the merge."""
+    """One host's report, named after its file (the controller names it by the inventory), read
+    as hostile input (verify/fleet/ingest.py): a bad one becomes that host's suite error."""
     host = path.name.removesuffix(BURN_IN_SUFFIX).removesuffix(".json")
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(report, dict):
-            raise ValueError("top level is not an object")
-    except (OSError, ValueError) as exc:
-        return {"host": host, "checks": [], "exit_code": 2, "suite_error": f"unreadable: {exc}"}
-    report.setdefault("host", host)
-    return report
+    return read_report(path, host)
 
 
 def host_report_paths(run_dir: Path) -> list[Path]:
@@ -81,7 +75,6 @@ def with_burn_in(report: dict[str, Any], path: Path) -> dict[str, Any]:
         report["checks"] = [*(report.get("checks") or []), *(burn_in.get("checks") or [])]
         report["exit_code"] = max(report.get("exit_code") or 0, burn_in.get("exit_code") or 0)
     report["burn_in"] = burn_in_summary(burn_in)
-    report["host"] = report.get("host") or host
     return report
 
 
@@ -192,6 +185,8 @@ def _host_entry(report: dict[str, Any]) -> dict[str, Any]:
         "exit_code": report.get("exit_code"),
         "unreachable": bool(report.get("unreachable")),
         "suite_error": report.get("suite_error"),
+        # The name the report gave itself, where it is not the inventory's (a warning).
+        **({"claimed_host": report["claimed_host"]} if report.get("claimed_host") else {}),
         "counts": count_statuses(checks),
         "checks": [c.to_dict() for c in checks],
         **({"burn_in": report["burn_in"]} if report.get("burn_in") else {}),
