@@ -257,3 +257,22 @@ def test_host_view_shows_its_burn_in_with_plots_per_gpu(browser, tmp_path: Path)
         assert page.errors == []
     finally:
         page.page.close()
+
+
+def test_markup_smuggled_into_the_page_runs_nothing(browser, tmp_path: Path) -> None:
+    """The CSP allows the page's own script and style by hash: an inline handler that reached the
+    page (say, a host's text a bug left unescaped) is blocked, and the page still works."""
+    run_dir = copy_run(NEW_RUN, tmp_path)
+    write_fleet(build_fleet(run_dir), run_dir)
+    page = run_dir / "fleet.html"
+    html_text = page.read_text(encoding="utf-8")
+    assert "'unsafe-inline'" not in html_text
+    smuggled = '<img src="x" onerror="document.body.dataset.owned = 1">'
+    page.write_text(html_text.replace("</body>", smuggled + "</body>"), encoding="utf-8")
+
+    loaded = LoadedPage(browser, page)
+    try:
+        assert loaded.page.get_attribute("body", "data-owned") is None
+        assert loaded.count("hosts") == 3
+    finally:
+        loaded.page.close()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from verify.report.csp import csp_hash
+
 WIDTH, HEIGHT, PAD = 360, 140, 34
 # Points a fleet report keeps of each chart: a 10-minute run of 8 GPUs on 200 hosts stays a page
 # a browser opens; a chart is barely 300 pixels wide anyway.
@@ -93,16 +95,25 @@ def device_charts(device: dict[str, Any]) -> str:
     return charts_svg(chart_series(device))
 
 
+PAGE_STYLE = (
+    "body{font:14px system-ui,sans-serif;margin:1.5em}svg{margin:4px;border:1px "
+    "solid #eee}td,th{padding:2px 8px;text-align:left}.failed,.error{color:#b00}"
+)
+
+
 def render_page(report: dict[str, Any]) -> str:
     burn_in = report.get("burn_in") or {}
     host = html.escape(str(report.get("host")))
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
+        # Its one style by hash, no script at all: text a host sent can run nothing here.
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src "
+        f'{csp_hash(PAGE_STYLE)}">',
         f"<title>labrig burn-in {host}</title>",
-        "<style>body{font:14px system-ui,sans-serif;margin:1.5em}svg{margin:4px;border:1px "
-        "solid #eee}td,th{padding:2px 8px;text-align:left}.failed,.error{color:#b00}</style>",
+        f"<style>{PAGE_STYLE}</style>",
         f"</head><body><h1>burn-in {host}</h1>",
-        f"<p>{html.escape(str(report.get('started')))}, {burn_in.get('minutes')} min asked, "
+        f"<p>{html.escape(str(report.get('started')))}, "
+        f"{html.escape(str(burn_in.get('minutes')))} min asked, "
         f"{(burn_in.get('duration_s') or 0) / 60:.2f} min ran"
         + (
             f", stopped by {html.escape(str(burn_in['interrupted']))}"
@@ -112,11 +123,12 @@ def render_page(report: dict[str, Any]) -> str:
         + "</p><table><tr><th>check</th><th>gpu</th><th>status</th><th>reason</th></tr>",
     ]
     for check in report.get("checks") or []:
-        status = html.escape(check["status"])
+        status = html.escape(str(check.get("status")))
+        gpu = "" if check.get("gpu") is None else html.escape(str(check["gpu"]))
         parts.append(
-            f"<tr class='{status}'><td>{html.escape(check['check_id'])}</td>"
-            f"<td>{'' if check.get('gpu') is None else check['gpu']}</td><td>{status}</td>"
-            f"<td>{html.escape(check['reason'])}</td></tr>"
+            f"<tr class='{status}'><td>{html.escape(str(check.get('check_id')))}</td>"
+            f"<td>{gpu}</td><td>{status}</td>"
+            f"<td>{html.escape(str(check.get('reason')))}</td></tr>"
         )
     parts.append("</table>")
     for device in burn_in.get("devices") or []:

@@ -65,7 +65,7 @@
       const r = rows[i];
       const host = hosts[r.h];
       const isHost = r.g === null;
-      const subject = isHost ? `<a data-host="${r.h}" title="${esc(host.host)}">${esc(host.host)}</a>` : `gpu${r.g}`;
+      const subject = isHost ? `<a data-host="${r.h}" title="${esc(host.host)}">${esc(host.host)}</a>` : `gpu${esc(r.g)}`;
       const state = isHost ? host.state : r.ok ? "ok" : "failed";
       const slow = r.slow ? pill("slow", "slow " + r.slow.toFixed(2) + "×") : "";
       let html =
@@ -371,7 +371,7 @@
       list
         .map(
           (g) =>
-            `<tr><td class="l">${esc(g.host)}</td><td class="l">gpu${g.gpu}</td><td class="l">${esc(g.model)}</td>` +
+            `<tr><td class="l">${esc(g.host)}</td><td class="l">gpu${esc(g.gpu)}</td><td class="l">${esc(g.model)}</td>` +
             metrics
               .map((k) => {
                 if (!(k.key in g.ratios)) return "<td>–</td>";

@@ -1,5 +1,8 @@
 """fleet.html: one self-contained page (inline CSS and JS, data embedded as JSON, no network).
 
+Its Content-Security-Policy allows exactly the page's own script and style, by their sha256 (no
+'unsafe-inline'): markup a host's report might smuggle into the page can run nothing.
+
 The grid data is packed (a column index and a one-letter status per cell, reasons in a shared
 string table) so that 200 hosts with 8 GPUs each stays a page a browser opens in about a second.
 """
@@ -13,6 +16,7 @@ from typing import Any
 
 from verify.burn_in.plots import charts_svg
 from verify.fleet.merge import host_model, subject_rows
+from verify.report.csp import csp_hash
 
 STATUS_CODES = {"passed": "p", "failed": "f", "error": "e", "skipped": "s"}
 GROUP_ORDER = ("driver", "gpu", "build", "workload", "burnin")
@@ -125,11 +129,15 @@ def embed_json(data: Any) -> str:
 def render_html(fleet: dict[str, Any]) -> str:
     page = _asset("fleet.html")
     title = html.escape(f"labrig fleet {fleet['run_id']}")
+    css, js = _asset("fleet.css"), _asset("fleet.js")
+    # The elements' whole text: fleet.html puts each placeholder on a line of its own.
     # Data last: nothing inside it is ever taken for a placeholder.
     for placeholder, value in (
+        ("__STYLE_HASH__", csp_hash(f"\n{css}\n")),
+        ("__SCRIPT_HASH__", csp_hash(f"\n{js}\n")),
         ("__TITLE__", title),
-        ("__CSS__", _asset("fleet.css")),
-        ("__JS__", _asset("fleet.js")),
+        ("__CSS__", css),
+        ("__JS__", js),
         ("__DATA__", embed_json(page_data(fleet))),
     ):
         page = page.replace(placeholder, value, 1)
