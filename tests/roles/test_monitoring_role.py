@@ -218,3 +218,41 @@ def test_the_role_is_in_the_provision_playbook_behind_its_opt_in():
     text = (REPO / "playbooks" / "provision.yml").read_text()
     assert "name: monitoring" in text
     assert "when: labrig_monitoring | default(false) | bool" in text
+
+
+def test_the_service_user_cannot_turn_the_root_helpers_write_against_root(tmp_path):
+    """The textfile's folder is the service user's: a symlink planted at any name there must not
+    make root write to, or change the mode of, a file elsewhere."""
+    proc = tmp_path / "proc"
+    process(proc, 4242, "/usr/bin/python3.11", ["/dev/nvidia0"])
+    secret = tmp_path / "shadow"
+    secret.write_text("root only\n")
+    secret.chmod(0o600)
+    folder = tmp_path / "textfiles"
+    folder.mkdir()
+    (folder / "labrig_verify_busy.prom").symlink_to(secret)
+    done = subprocess.run(
+        [str(BUSY), str(folder / "labrig_verify_busy.prom")],
+        env={**os.environ, "PROC_ROOT": str(proc)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 75, done.stderr
+    assert oct(secret.stat().st_mode & 0o777) == "0o600" and secret.read_text() == "root only\n"
+    written = folder / "labrig_verify_busy.prom"
+    assert not written.is_symlink() and "labrig_verify_busy_processes 1" in written.read_text()
+    # A folder swapped for a link is not written through at all.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    linked = tmp_path / "linked"
+    linked.symlink_to(elsewhere)
+    done = subprocess.run(
+        [str(BUSY), str(linked / "labrig_verify_busy.prom")],
+        env={**os.environ, "PROC_ROOT": str(proc)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 75 and "could not record the skip" in done.stderr
+    assert list(elsewhere.iterdir()) == []
