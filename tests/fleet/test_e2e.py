@@ -837,6 +837,177 @@ def _assert_gpu_wheel_build(host: str, report: dict[str, Any]) -> None:
     assert cuda_features == dict.fromkeys(GPU_WHEEL_FEATURES, True), (host, features)
 
 
+# --- a rooted workstation stays one workstation ---------------------------------------------------
+
+# The hostile host's Python: the real module's result, plus facts naming the controller's own
+# variables and paths, and a traversal for any wheel name it reports.
+HOSTILE_PYTHON = """\
+#!/usr/bin/python3
+import json, subprocess, sys
+FORGED = %(forged)s
+done = subprocess.run(["/usr/bin/python3", *sys.argv[1:]], stdin=sys.stdin, capture_output=True)
+sys.stderr.buffer.write(done.stderr)
+out = done.stdout.decode("utf-8", "replace")
+try:
+    result = json.loads(out[out.index("{"):])
+except ValueError:
+    result = None
+if not isinstance(result, dict):
+    sys.stdout.write(out)
+    sys.exit(done.returncode)
+result.setdefault("ansible_facts", {}).update(FORGED)
+if str(result.get("name", "")).endswith(".whl"):
+    result["name"] = "../../../../../root/.bashrc"
+sys.stdout.write(json.dumps(result))
+sys.exit(done.returncode)
+"""
+# The hostile host's suite: `python -m verify` writes a forged report (another host's name, NaN,
+# deep nesting, terminal escapes); anything else is the venv's real interpreter.
+HOSTILE_SUITE = """\
+#!/bin/sh
+if [ "$1" = -m ] && [ "$2" = verify ]; then
+  while [ $# -gt 0 ]; do [ "$1" = --json ] && out=$2; shift; done
+  cat /opt/labrig-e2e/forged-report.json > "$out"
+  exit 0
+fi
+exec "$(dirname "$0")/python-real" "$@"
+"""
+
+
+def _forged_report(claims: str) -> bytes:
+    deep: list[Any] = []
+    for _ in range(60):
+        deep = [deep]
+    report = {
+        "schema": "labrig.verify/1",
+        "host": claims,
+        "duration_s": float("nan"),
+        "mode": "cpu-only",
+        "gpus": [{"index": 0, "name": "NVIDIA GeForce RTX 3090"}],
+        "checks": [
+            {
+                "check_id": "gpu.ecc",
+                "status": "passed",
+                "gpu": 0,
+                "reason": "\x1b]2;owned\x07\x1b[2J fine",
+                "measurements": {},
+            }
+        ],
+        "exit_code": 0,
+        "deep": deep,
+    }
+    # json writes NaN as NaN: what a forged suite would send, and what strict JSON refuses.
+    return json.dumps(report).encode()
+
+
+def _controller_state() -> dict[str, str]:
+    """sha256 of what a rooted host must never reach on the controller: the admin's dotfiles and
+    SSH keys, the repository's tracked files, the artifact cache and the stored reports."""
+    home = Path.home()
+    paths = [p for p in home.iterdir() if p.name.startswith(".") and p.is_file()]
+    paths += (
+        [p for p in (home / ".ssh").rglob("*") if p.is_file()] if (home / ".ssh").is_dir() else []
+    )
+    tracked = run(["git", "-C", str(REPO), "ls-files", "-z"]).output.split("\0")
+    paths += [REPO / name for name in tracked if name and (REPO / name).is_file()]
+    for folder in (REPO / "artifacts", REPORTS):
+        if folder.is_dir():
+            paths += [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()]
+    # The suite bundle `make verify` packs from this checkout itself, and `latest`, which moves.
+    own = (REPORTS / ".suite", REPORTS / "latest")
+    paths = [p for p in paths if not any(p.is_relative_to(folder) for folder in own)]
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def _rows(fleet_doc: dict[str, Any], host: str) -> tuple[str, str, list[tuple[str, str]]]:
+    entry = next(h for h in fleet_doc["hosts"] if h["host"] == host)
+    checks = sorted((c["check_id"], c["status"]) for c in entry["checks"])
+    return entry["state"], entry["reason"], checks
+
+
+@needs_verify
+def test_a_rooted_workstation_reaches_neither_the_controller_nor_the_other_hosts(
+    fleet: Fleet, make_inventory: Callable[..., Path]
+) -> None:
+    hosts = list(fleet.hosts)
+    honest, hostile = hosts[:-1], hosts[-1]
+    previous = _previous_run()
+    assert previous is not None, "needs the CPU-only verify run before it"
+    before_fleet = json.loads((previous / "fleet.json").read_text())
+    forged = {
+        "labrig_wheelhouse": str(Path.home() / ".ssh"),
+        "verify_wheelhouse_globs": ["id_*", "*"],
+        "verify_reports_dir": str(Path.home()),
+        "verify_project_dir": "/tmp",
+        "mxnet_artifact_cache": str(Path.home() / ".ssh"),
+    }
+    _put(
+        fleet,
+        hostile,
+        "/usr/local/bin/labrig-hostile-python",
+        (HOSTILE_PYTHON % {"forged": repr(forged)}).encode(),
+    )
+    _put(fleet, hostile, "/opt/labrig-e2e/forged-report.json", _forged_report(honest[0]))
+    armed = fleet.ssh(
+        hostile,
+        "sudo chmod 0755 /usr/local/bin/labrig-hostile-python"
+        " && cd /opt/labrig/venv/bin && sudo mv python python-real"
+        f" && echo {base64.b64encode(HOSTILE_SUITE.encode()).decode()} | base64 -d"
+        " | sudo tee python >/dev/null && sudo chmod 0755 python",
+    )
+    inventory = make_inventory(
+        "hostile",
+        **{hostile: {"ansible_python_interpreter": "/usr/local/bin/labrig-hostile-python"}},
+    )
+    packages_before = {
+        h: fleet.ssh(h, "/opt/labrig/venv/bin/python -m pip freeze").output for h in honest
+    }
+    state_before = _controller_state()
+    try:
+        assert armed.returncode == 0, armed.explain()
+        provision = make("provision", inventory, HOST=",".join(hosts[1:]), FULL="1", timeout=1800)
+        verify = make("verify", inventory, timeout=1800, CPU_ONLY="1")
+    finally:
+        fleet.ssh(
+            hostile,
+            "cd /opt/labrig/venv/bin"
+            " && if [ -e python-real ]; then sudo mv -f python-real python; fi;"
+            " sudo rm -rf /usr/local/bin/labrig-hostile-python /opt/labrig-e2e",
+        )
+    state_after = _controller_state()
+
+    # The forged facts and names changed nothing: provision went through on both hosts.
+    _assert_all_hosts_ok(provision, hosts[1:])
+    latest = (REPORTS / "latest").resolve()
+    assert latest != previous, verify.explain()
+    run_dir = str(latest)
+    changed = sorted(
+        path
+        for path in set(state_before) | set(state_after)
+        if state_before.get(path) != state_after.get(path) and not path.startswith(run_dir + "/")
+    )
+    assert changed == [], changed
+    # Nothing of the hostile host's reached the honest hosts.
+    packages_after = {
+        h: fleet.ssh(h, "/opt/labrig/venv/bin/python -m pip freeze").output for h in honest
+    }
+    assert packages_after == packages_before
+    # The report names the hostile host as the suspect; the honest hosts' rows are their own.
+    assert verify.returncode != 0, verify.explain()
+    said = " ".join(verify.output.split())
+    assert f"suspect host {hostile}: report refused" in said, verify.explain()
+    assert f"its report claims to be {honest[0]}" in said, verify.explain()
+    assert "\x1b" not in verify.output and "\x07" not in verify.output
+    after_fleet = json.loads((latest / "fleet.json").read_text())
+    assert [h["host"] for h in after_fleet["hosts"]].count(honest[0]) == 1
+    for host in honest:
+        assert _rows(after_fleet, host) == _rows(before_fleet, host), host
+        trend = after_fleet["trends"][host]
+        assert trend["runs"][-1] == latest.name and trend["states"][-1] == trend["states"][-2]
+    assert after_fleet["comparison"]["models"] == before_fleet["comparison"]["models"]
+    assert _rows(after_fleet, hostile)[0] == "suite_error"
+
+
 @needs_verify
 def test_verify_torch_backend_passes_where_pytorch_was_provisioned(
     fleet: Fleet, profiled_inventory: Path

@@ -29,8 +29,8 @@ def _state(fleet: dict, host: str) -> tuple[str, str]:
 @pytest.mark.parametrize(
     ("text", "named"),
     [
-        ('{"host": "ws09", "duration_s": NaN, "checks": []}', "NaN is not a JSON number"),
-        ('{"host": "ws09", "duration_s": Infinity, "checks": []}', "Infinity is not a JSON number"),
+        ('{"host": "ws09", "duration_s": NaN, "checks": []}', "nan is not a finite number"),
+        ('{"host": "ws09", "duration_s": Infinity, "checks": []}', "inf is not a finite number"),
         ('{"host": "ws09", "checks": []' + ', "x": ' + "[" * 5000 + "]" * 5000 + "}", "nested"),
         ('{"host": "ws09", "gpus": "x", "checks": []}', "gpus is not a list"),
         ('{"host": "ws09", "checks": [{"check_id": 1}]}', "check_id is not text"),
@@ -75,6 +75,20 @@ def test_a_report_is_keyed_by_its_file_not_the_name_it_claims(tmp_path: Path) ->
     assert _state(fleet, "ws01")[0] == "failed"
     ws99 = next(h for h in fleet["hosts"] if h["host"] == "ws99")
     assert ws99["claimed_host"] == "ws01"
+    assert fleet["suspects"] == [{"host": "ws99", "why": "its report claims to be ws01"}]
+
+
+def test_a_refused_report_still_names_the_host_it_claims_to_be(tmp_path: Path, capsys) -> None:
+    run_dir = _honest(tmp_path / "run")
+    (run_dir / "ws09.json").write_text('{"host": "ws01", "duration_s": NaN, "checks": []}')
+
+    assert main(["merge", str(run_dir), "--no-latest", "--width", "200"]) == 1
+
+    printed = capsys.readouterr().out
+    assert (
+        "suspect host ws09: report refused: nan is not a finite number; its report claims to be"
+        " ws01" in printed
+    ), printed
 
 
 def test_control_characters_never_reach_a_terminal_or_the_junit_file(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """Reading a host's report on the controller: everything a host sends back is hostile input.
 
-A report is read only when it is small enough, strict JSON (no NaN or Infinity, which
-fleet.html's JSON.parse would refuse), shallow enough, and of the contract's types
+A report is read only when it is small enough, JSON with finite numbers only (no NaN or
+Infinity, which fleet.html's JSON.parse would refuse), shallow enough, and of the contract's types
 (CONTRACTS.md section 2); control characters (terminal escapes, what XML 1.0 cannot hold) are
 removed from every string. A report that fails any of it becomes that host's suite error, named
 after the rule it broke, never a crash of the merge. The host is always the name the controller
@@ -32,17 +32,13 @@ def clean_text(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
-def _reject_constant(name: str) -> Any:
-    raise BadReport(f"{name} is not a JSON number")
-
-
 def _clean(value: Any, depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
         raise BadReport(f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, str):
         return clean_text(value)
     if isinstance(value, float) and not math.isfinite(value):
-        raise BadReport("a number that is not finite")
+        raise BadReport(f"{value} is not a finite number")
     if isinstance(value, list):
         return [_clean(item, depth + 1) for item in value]
     if isinstance(value, dict):
@@ -109,25 +105,30 @@ def check_shape(report: dict[str, Any]) -> None:
         )
 
 
-def _suite_error(host: str, why: str) -> dict[str, Any]:
-    return {"host": host, "checks": [], "exit_code": 2, "suite_error": clean_text(why)[:300]}
+def _suite_error(host: str, why: str, claimed: Any = None) -> dict[str, Any]:
+    error = {"host": host, "checks": [], "exit_code": 2, "suite_error": clean_text(why)[:300]}
+    if isinstance(claimed, str) and claimed and claimed != host:
+        error["claimed_host"] = clean_text(claimed)[:100]
+    return error
 
 
 def read_report(path: Path, host: str) -> dict[str, Any]:
     """The report of `host` (the controller's name for it) at `path`, or its suite error."""
+    claimed = None
     try:
         size = path.stat().st_size
         if size > MAX_REPORT_BYTES:
             raise BadReport(f"{size} bytes, more than the {MAX_REPORT_BYTES} a report may have")
         try:
-            report = json.loads(path.read_bytes(), parse_constant=_reject_constant)
+            raw = json.loads(path.read_bytes())
         except RecursionError as exc:
             raise BadReport(f"nested deeper than {MAX_DEPTH} levels") from exc
-        _expect(isinstance(report, dict), "the top level is not an object")
-        report = _clean(report)
+        _expect(isinstance(raw, dict), "the top level is not an object")
+        claimed = raw.get("host")
+        report = _clean(raw)
         check_shape(report)
     except BadReport as exc:
-        return _suite_error(host, f"report refused: {exc}")
+        return _suite_error(host, f"report refused: {exc}", claimed)
     except (OSError, ValueError) as exc:
         return _suite_error(host, f"unreadable: {exc}")
     claimed = report.get("host")

@@ -257,6 +257,24 @@ def rma_candidates(hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return found
 
 
+def suspect_hosts(hosts: list[dict[str, Any]], comparison: dict[str, Any]) -> list[dict[str, str]]:
+    """Hosts whose reports look forged: refused on ingest, claiming another host's name, or
+    claiming measurements no card of their model reaches. Named, never taken as references."""
+    implausible = set(comparison.get("suspects") or [])
+    found = []
+    for host in hosts:
+        why = []
+        if str(host.get("suite_error") or "").startswith("report refused"):
+            why.append(str(host["suite_error"]))
+        if host.get("claimed_host"):
+            why.append(f"its report claims to be {host['claimed_host']}")
+        if host["host"] in implausible:
+            why.append("it claims measurements no card of its model reaches")
+        if why:
+            found.append({"host": host["host"], "why": "; ".join(why)})
+    return found
+
+
 def build_fleet(run_dir: Path, *, flag_below: float = 0.8) -> dict[str, Any]:
     """The fleet document (written as fleet.json, embedded in fleet.html)."""
     run_dir = Path(run_dir)
@@ -266,6 +284,7 @@ def build_fleet(run_dir: Path, *, flag_below: float = 0.8) -> dict[str, Any]:
     hosts = [_host_entry(with_burn_in(read_host_report(p), p)) for p in paths]
     run_id = run_dir.resolve().name
     rendered = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    comparison = compare_fleet(hosts, flag_below=flag_below)
     return {
         "schema": FLEET_SCHEMA,
         "run_id": run_id,
@@ -273,7 +292,8 @@ def build_fleet(run_dir: Path, *, flag_below: float = 0.8) -> dict[str, Any]:
         "generated": run_time(run_id, hosts) or rendered,
         "rendered": rendered,
         "totals": fleet_totals(hosts),
-        "comparison": compare_fleet(hosts, flag_below=flag_below),
+        "comparison": comparison,
+        "suspects": suspect_hosts(hosts, comparison),
         "rma": rma_candidates(hosts),
         "hosts": hosts,
     }

@@ -171,6 +171,10 @@ def render_summary(
     if hidden:
         out.append(f"({hidden} passing GPU rows folded into their hosts: --gpu-rows all)")
     out.extend(cut(line, width) for line in _slow_gpu_lines(fleet))
+    out.extend(
+        cut(f"suspect host {suspect['host']}: {suspect['why']}", width)
+        for suspect in fleet.get("suspects") or []
+    )
     out.extend(cut(line, width) for line in burn_in_lines(fleet))
     out.extend(cut(line, width) for line in totals_line(fleet).split("\n"))
     if report_path:
