@@ -155,6 +155,10 @@ def test_prometheus_scrapes_the_fleet_and_fires_the_down_alert(
     changed = {host: counts["changed"] for host, counts in parse_play_recap(again.output).items()}
     assert changed == dict.fromkeys(monitored, 0), again.explain()
     provisioned_s = time.monotonic() - began
+    # Root writes the converged record in /var/lib/labrig: never the service user's folder.
+    for host in monitored:
+        owners = fleet.ssh(host, "stat -c '%U %a' /var/lib/labrig /var/lib/labrig/node-exporter")
+        assert owners.output.split("\n")[0].strip() == "root 755", owners.explain()
 
     # The timer's service, once on each host, as the timer would start it.
     with ThreadPoolExecutor(len(monitored)) as pool:
