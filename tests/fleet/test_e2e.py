@@ -919,7 +919,7 @@ def _controller_state() -> dict[str, str]:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
 
 
-def _rows(fleet_doc: dict[str, Any], host: str) -> tuple[str, list[tuple[str, str]]]:
+def _rows(fleet_doc: dict[str, Any], host: str) -> tuple[str, list[tuple[str, str, str]]]:
     """A host's state and each check's status (reasons carry timings that differ run to run)."""
     entry = next(h for h in fleet_doc["hosts"] if h["host"] == host)
     checks = sorted((c["check_id"], str(c.get("gpu")), c["status"]) for c in entry["checks"])

@@ -191,6 +191,15 @@ def run_tasks(
     return run_playbook(workdir, [play], local_inventory(hosts), *extra_args)
 
 
+def load_plugin(role: str, kind: str, name: str) -> Any:
+    """A role's plugin file (roles/<role>/<kind>/<name>.py) as a module, to test its functions."""
+    path = ROLES / role / kind / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"labrig_{role}_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def load_stand_in_generator() -> Any:
     """tests/fleet/stand_in_mxnet/make_stand_in.py as a module (tests/ is not a package)."""
     name = "labrig_stand_in_mxnet"

@@ -3,19 +3,13 @@ and the entries that already point at a repository, as NVIDIA's cuda-keyring pac
 
 from __future__ import annotations
 
-import importlib.util
-
-from role_support import ROLES
+from role_support import load_plugin
 
 NVIDIA = "https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2204/x86_64/"
 
 
 def _filters():
-    path = ROLES / "apt_sources" / "filter_plugins" / "apt_sources.py"
-    spec = importlib.util.spec_from_file_location("labrig_apt_sources", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_plugin("apt_sources", "filter_plugins", "apt_sources")
 
 
 def test_the_cuda_keyring_source_is_found_with_its_keyring():

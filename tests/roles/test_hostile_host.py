@@ -16,6 +16,31 @@ from role_support import BIN, REPO
 HOSTILE = REPO / "tests" / "fixtures" / "hostile"
 
 
+def _json_run(tmp_path: Path, args: list[str], **env: str) -> tuple[int, str, dict]:
+    """ansible-playbook ARGS with the JSON callback and Ansible's own files under tmp_path:
+    (exit code, stdout, the JSON document)."""
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
+    clean |= {
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        "ANSIBLE_HOME": str(tmp_path / ".ansible"),
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / ".ansible-local"),
+        **env,
+    }
+    done = subprocess.run(
+        [str(BIN / "ansible-playbook"), *args],
+        env=clean,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    start = done.stdout.find("{\n")
+    assert start >= 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report, _ = json.JSONDecoder().raw_decode(done.stdout[start:])
+    return done.returncode, done.stdout, report
+
+
 def test_facts_a_host_reports_never_become_the_controllers_variables(tmp_path: Path) -> None:
     playbook = tmp_path / "playbook.yml"
     playbook.write_text(
@@ -32,30 +57,15 @@ def test_facts_a_host_reports_never_become_the_controllers_variables(tmp_path: P
         " 'globs': verify_wheelhouse_globs | default('unset'),"
         " 'fact': ansible_facts.labrig_wheelhouse | default('')} | to_json }}\"\n"
     )
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
-    env |= {
+    returncode, stdout, report = _json_run(
+        tmp_path,
+        ["-i", "ws01,", "-c", "local", str(playbook)],
         # The project's own configuration, as `make provision` and `make verify` run with it.
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_LIBRARY": str(HOSTILE / "library"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        "ANSIBLE_HOME": str(tmp_path / ".ansible"),
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / ".ansible-local"),
-    }
-    done = subprocess.run(
-        [
-            str(BIN / "ansible-playbook"),
-            *("-i", "ws01,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}"),
-            str(playbook),
-        ],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_LIBRARY=str(HOSTILE / "library"),
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    report, _ = json.JSONDecoder().raw_decode(done.stdout[done.stdout.index("{\n") :])
+    assert returncode == 0, stdout[-3000:]
     seen = json.loads(report["plays"][0]["tasks"][-1]["hosts"]["ws01"]["msg"])
     assert seen["wheelhouse"] == "/srv/labrig/wheels", seen
     assert seen["globs"] == "unset", seen
@@ -92,27 +102,13 @@ def test_the_suite_never_runs_as_root_whatever_the_inventory_says(tmp_path: Path
         " ansible_become_user=nobody ansible_become_flags='-s /bin/sh'"
         " ansible_python_interpreter=/usr/bin/python3\n"
     )
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
-    env |= {
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        "ANSIBLE_HOME": str(tmp_path / ".ansible"),
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / ".ansible-local"),
-        # Modules over stdin: no temporary file the unprivileged user would have to read.
-        "ANSIBLE_PIPELINING": "1",
-    }
-    done = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory), str(tmp_path / "playbook.yml")],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    # Modules over stdin: no temporary file the unprivileged user would have to read.
+    _, stdout, report = _json_run(
+        tmp_path, ["-i", str(inventory), str(tmp_path / "playbook.yml")], ANSIBLE_PIPELINING="1"
     )
-    report, _ = json.JSONDecoder().raw_decode(done.stdout[done.stdout.index("{\n") :])
     said = [
         task["hosts"]["ws01"].get("msg")
         for task in report["plays"][0]["tasks"]
         if task["task"]["name"] == "Report"
     ]
-    assert said == ["root", "nobody"], (said, done.stdout[-3000:])
+    assert said == ["root", "nobody"], (said, stdout[-3000:])

@@ -167,8 +167,10 @@ def process(proc: Path, pid: int, exe: str, devices: list[str]) -> None:
         os.symlink(device, proc / str(pid) / "fd" / str(number))
 
 
-def busy(tmp_path: Path, proc: Path) -> tuple[subprocess.CompletedProcess, Path]:
-    textfile = tmp_path / "labrig_verify_busy.prom"
+def busy(
+    tmp_path: Path, proc: Path, textfile: Path | None = None
+) -> tuple[subprocess.CompletedProcess, Path]:
+    textfile = textfile or tmp_path / "labrig_verify_busy.prom"
     done = subprocess.run(
         [str(BUSY), str(textfile), "nvidia-persistenced", "nv-hostengine", "/usr/lib/xorg/Xorg"],
         env={**os.environ, "PROC_ROOT": str(proc)},
@@ -231,28 +233,15 @@ def test_the_service_user_cannot_turn_the_root_helpers_write_against_root(tmp_pa
     folder = tmp_path / "textfiles"
     folder.mkdir()
     (folder / "labrig_verify_busy.prom").symlink_to(secret)
-    done = subprocess.run(
-        [str(BUSY), str(folder / "labrig_verify_busy.prom")],
-        env={**os.environ, "PROC_ROOT": str(proc)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done, written = busy(tmp_path, proc, folder / "labrig_verify_busy.prom")
     assert done.returncode == 75, done.stderr
     assert oct(secret.stat().st_mode & 0o777) == "0o600" and secret.read_text() == "root only\n"
-    written = folder / "labrig_verify_busy.prom"
     assert not written.is_symlink() and "labrig_verify_busy_processes 1" in written.read_text()
     # A folder swapped for a link is not written through at all.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     linked = tmp_path / "linked"
     linked.symlink_to(elsewhere)
-    done = subprocess.run(
-        [str(BUSY), str(linked / "labrig_verify_busy.prom")],
-        env={**os.environ, "PROC_ROOT": str(proc)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done, _ = busy(tmp_path, proc, linked / "labrig_verify_busy.prom")
     assert done.returncode == 75 and "could not record the skip" in done.stderr
     assert list(elsewhere.iterdir()) == []

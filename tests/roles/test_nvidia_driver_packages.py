@@ -5,23 +5,18 @@ not on hosts."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 import yaml
-from role_support import REPO, ROLES, UBUNTU22, run_tasks
+from role_support import REPO, UBUNTU22, load_plugin, run_tasks
 
 RECORDS = yaml.safe_load((REPO / "tests/fixtures/apt/ubuntu-driver-records.yml").read_text())
 
 
 def _filters():
-    path = ROLES / "nvidia_driver" / "filter_plugins" / "driver_packages.py"
-    spec = importlib.util.spec_from_file_location("labrig_driver_packages", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_plugin("nvidia_driver", "filter_plugins", "driver_packages")
 
 
 def _stand_in_apt_cache(folder: Path, candidate: str, records: str) -> Path:
