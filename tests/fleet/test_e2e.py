@@ -509,6 +509,8 @@ def _signed_flat_repository(folder: Path) -> tuple[str, dict[str, bytes]]:
     )
     assert signed.returncode == 0, signed.explain()
     keyring = subprocess.run([*gpg, "--export"], capture_output=True, check=True).stdout
+    # gpg left an agent running for this home: nothing of the test outlives it.
+    run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"])
     return fingerprint, {
         "Packages": packages,
         "InRelease": (folder / "InRelease").read_bytes(),
