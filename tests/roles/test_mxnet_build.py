@@ -198,3 +198,29 @@ def test_make_targets_build_only_those_objects(runs):
     assert not (src / "lib" / "libmxnet.so").exists()
     log = Path(runs["hosts"]["objects"]["mxnet_build_log"]).read_text()
     assert log.startswith("labrig: make -j4 CXX=g++ build/src/engine.o build/src/operator.o at ")
+
+
+def test_the_cuda_build_compiler_is_the_releases_newest_gcc_11_or_older(tmp_path):
+    """nvcc 11 refuses GCC newer than 11; Ubuntu 20.04 has no g++-11: its g++-9, by the per-release
+    table, for CXX, the build dependencies and the stamp alike."""
+    from role_support import DEBIAN12, UBUNTU20, run_tasks
+
+    common = {"labrig_use_cuda": True, "mxnet_install_method": "source", "labrig_blas": "openblas"}
+    hosts = {
+        "focal": {**common, "labrig_platform": UBUNTU20},
+        "bookworm": {**common, "labrig_platform": DEBIAN12},
+        "cpu": {**common, "labrig_platform": UBUNTU20, "labrig_use_cuda": False},
+        "asked": {**common, "labrig_platform": UBUNTU20, "cuda_host_compiler": "g++-8"},
+    }
+    task = {
+        "ansible.builtin.include_role": {
+            "name": "mxnet",
+            "tasks_from": "config.yml",
+            "public": True,
+        }
+    }
+
+    run = run_tasks(tmp_path, [task], hosts, report_vars=("__mxnet_cxx",))
+
+    compilers = {host: run.value(host, "__mxnet_cxx") for host in hosts}
+    assert compilers == {"focal": "g++-9", "bookworm": "g++-11", "cpu": "g++", "asked": "g++-8"}
