@@ -114,6 +114,8 @@ def playbook_command(
         "stdout_callback = ansible.posix.json\n"
         "retry_files_enabled = False\n"
         "deprecation_warnings = False\n"
+        # As the project's ansible.cfg: facts a module reports are never variables.
+        "inject_facts_as_vars = False\n"
         "forks = 10\n"
         "host_key_checking = True\n"
         f"local_tmp = {workdir}/.ansible-local\n"
