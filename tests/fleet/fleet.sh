@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A local fleet of real Debian 12 hosts: systemd-nspawn guests booted with systemd, each in its
-# own network namespace on a bridge, reaching packages only through an apt-cacher-ng on the
+# A local fleet of real Debian hosts (12 by default, 13 per host on request): systemd-nspawn guests
+# booted with systemd, each in its own network namespace on a bridge, reaching packages only through an apt-cacher-ng on the
 # bridge address, driven over SSH with host-key checking on. See tests/fleet/README.md.
 #
 #   fleet.sh up | down | status | ssh HOST [COMMAND...] | stop HOST | start HOST | kill HOST |
@@ -8,7 +8,8 @@
 #
 # Environment: LABRIG_FLEET (name, default lab), LABRIG_FLEET_HOSTS (default 3),
 # LABRIG_FLEET_SUBNET (a /24, default 10.203.0.0/24), LABRIG_FLEET_CACHE (default
-# /var/cache/labrig-fleet), LABRIG_FLEET_MIRROR / LABRIG_FLEET_SECURITY_MIRROR (default: the
+# /var/cache/labrig-fleet), LABRIG_FLEET_RELEASES (the Debian release of hosts that are not on
+# bookworm, e.g. "node4=trixie"; one base root per release in the cache), LABRIG_FLEET_MIRROR / LABRIG_FLEET_SECURITY_MIRROR (default: the
 # URIs of this machine's own apt sources), LABRIG_FLEET_KEEP (hosts whose layer `down` keeps,
 # e.g. node1 for a long build resumed by the next `up`; a plain `down` later removes it).
 set -euo pipefail
@@ -18,7 +19,8 @@ HOST_COUNT=${LABRIG_FLEET_HOSTS:-3}
 SUBNET=${LABRIG_FLEET_SUBNET:-10.203.0.0/24}
 CACHE=${LABRIG_FLEET_CACHE:-/var/cache/labrig-fleet}
 STATE=/run/labrig-fleet/$FLEET
-SUITE=bookworm
+DEFAULT_SUITE=bookworm
+SUITES=(bookworm trixie)
 PROXY_PORT=3142
 # Bump when the base recipe below changes: the cached tarball is named after it.
 BASE_RECIPE=4
@@ -28,8 +30,8 @@ BASE_PACKAGES=(
   # A real workstation has a kernel: initramfs and DKMS then build for it instead of no-oping.
   linux-image-amd64
 )
-BASE_TARBALL=$CACHE/base-$SUITE-r$BASE_RECIPE.tar.zst
-BASE_ROOT=$CACHE/base-$SUITE-r$BASE_RECIPE
+base_tarball() { echo "$CACHE/base-$1-r$BASE_RECIPE.tar.zst"; }
+base_root() { echo "$CACHE/base-$1-r$BASE_RECIPE"; }
 
 log() { printf 'fleet[%s]: %s\n' "$FLEET" "$*" >&2; }
 die() {
@@ -46,6 +48,15 @@ validate_settings() {
   [[ $SUBNET =~ ^([0-9]+\.[0-9]+\.[0-9]+)\.0/24$ ]] ||
     die "LABRIG_FLEET_SUBNET=$SUBNET: use a /24 written as A.B.C.0/24"
   NET_PREFIX=${BASH_REMATCH[1]}
+  local pair host suite
+  RELEASES=${LABRIG_FLEET_RELEASES:-}
+  for pair in ${RELEASES//,/ }; do
+    [[ $pair =~ ^node([0-9]+)=([a-z]+)$ ]] || die "LABRIG_FLEET_RELEASES: '$pair' is not nodeN=SUITE"
+    host=${BASH_REMATCH[1]}
+    suite=${BASH_REMATCH[2]}
+    ((host >= 1 && host <= HOST_COUNT)) || die "LABRIG_FLEET_RELEASES: no node$host in a fleet of $HOST_COUNT"
+    [[ " ${SUITES[*]} " == *" $suite "* ]] || die "LABRIG_FLEET_RELEASES: $suite is not one of: ${SUITES[*]}"
+  done
   BRIDGE_ADDRESS=$NET_PREFIX.1
   BRIDGE=lr$FLEET-br
   PROXY_URL=http://$BRIDGE_ADDRESS:$PROXY_PORT
@@ -60,6 +71,13 @@ node_netns() { echo "labrig-$FLEET-node$1"; }
 node_veth() { echo "lr$FLEET-$1"; }
 node_root() { echo "$STATE/roots/node$1"; }
 node_layer() { echo "$CACHE/layers/$FLEET/node$1"; }
+node_suite() {
+  local pair
+  for pair in ${RELEASES//,/ }; do
+    [[ $pair == "node$1="* ]] && { echo "${pair#*=}"; return; }
+  done
+  echo "$DEFAULT_SUITE"
+}
 node_index() {
   if ! [[ ${1:-} =~ ^node([0-9]+)$ ]] || ((BASH_REMATCH[1] < 1 || BASH_REMATCH[1] > HOST_COUNT)); then
     die "no host '${1:-}' in fleet $FLEET (hosts: node1..node$HOST_COUNT)"
@@ -210,16 +228,17 @@ CONF
 # --- base root ---------------------------------------------------------------------------------
 
 guest_sources() {
+  local suite=$1
   cat <<SOURCES
 Types: deb
 URIs: ${MIRROR%/}
-Suites: $SUITE $SUITE-updates
+Suites: $suite $suite-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
 URIs: ${SECURITY_MIRROR%/}
-Suites: $SUITE-security
+Suites: $suite-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SOURCES
@@ -227,14 +246,14 @@ SOURCES
 
 # Runs inside a private mount namespace so the chroot's proc/sys/dev mounts vanish with it.
 chroot_install() {
-  local root=$1
+  local root=$1 suite=$2
   mount -t proc proc "$root/proc"
   mount -t sysfs sys "$root/sys"
   mount --rbind /dev "$root/dev"
   printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
   chmod 755 "$root/usr/sbin/policy-rc.d"
   rm -f "$root/etc/apt/sources.list"
-  guest_sources >"$root/etc/apt/sources.list.d/debian.sources"
+  guest_sources "$suite" >"$root/etc/apt/sources.list.d/debian.sources"
   local -a in_root=(env DEBIAN_FRONTEND=noninteractive "http_proxy=$PROXY_URL" chroot "$root")
   "${in_root[@]}" apt-get update -q
   "${in_root[@]}" apt-get dist-upgrade -y -q
@@ -253,30 +272,58 @@ chroot_install() {
   rm -f "$root/var/lib/dbus/machine-id"
 }
 
+release_group() {
+  case $1 in
+    bookworm) echo debian12 ;;
+    trixie) echo debian13 ;;
+  esac
+}
+
+# The releases the fleet's hosts run, each once.
+fleet_suites() {
+  local index
+  for ((index = 1; index <= HOST_COUNT; index++)); do node_suite "$index"; done | sort -u
+}
+
 ensure_base() {
+  local suite=$1 tarball root log=$STATE/debootstrap-$1.log
+  tarball=$(base_tarball "$suite")
+  root=$(base_root "$suite")
   mkdir -p "$CACHE"
-  exec 9>"$CACHE/.base.lock"
+  exec 9>"$CACHE/.base-$suite.lock"
   flock 9
-  if [[ ! -f $BASE_TARBALL ]]; then
-    local build=$CACHE/base-build.$$ started=$SECONDS
+  if [[ ! -f $tarball ]]; then
+    local build=$CACHE/base-build-$suite.$$ started=$SECONDS
     rm -rf "$build"
-    log "building the Debian $SUITE base root (debootstrap, once per cache)"
-    http_proxy=$PROXY_URL debootstrap --variant=minbase "$SUITE" "$build" "$MIRROR" >"$STATE/debootstrap.log" 2>&1 ||
-      die "debootstrap failed; see $STATE/debootstrap.log"
-    unshare --mount --propagation private "$0" _chroot_install "$build" \
-      >>"$STATE/debootstrap.log" 2>&1 || die "installing the base packages failed; see $STATE/debootstrap.log"
-    tar --numeric-owner --xattrs -C "$build" -cf - . | zstd -q -T1 -3 -o "$BASE_TARBALL.tmp"
-    mv "$BASE_TARBALL.tmp" "$BASE_TARBALL"
-    rm -rf "$BASE_ROOT"
-    mv "$build" "$BASE_ROOT"
-    log "base root built in $((SECONDS - started)) s: $BASE_TARBALL ($(du -h "$BASE_TARBALL" | cut -f1))"
-  elif [[ ! -f $BASE_ROOT/etc/os-release ]]; then
-    rm -rf "$BASE_ROOT" "$BASE_ROOT.tmp"
-    mkdir -p "$BASE_ROOT.tmp"
-    zstd -q -dc "$BASE_TARBALL" | tar --numeric-owner --xattrs -C "$BASE_ROOT.tmp" -xf -
-    mv "$BASE_ROOT.tmp" "$BASE_ROOT"
+    log "building the Debian $suite base root (debootstrap, once per cache)"
+    http_proxy=$PROXY_URL debootstrap --variant=minbase "$suite" "$build" "$MIRROR" >"$log" 2>&1 ||
+      die "debootstrap failed; see $log"
+    unshare --mount --propagation private "$0" _chroot_install "$build" "$suite" \
+      >>"$log" 2>&1 || die "installing the base packages failed; see $log"
+    tar --numeric-owner --xattrs -C "$build" -cf - . | zstd -q -T1 -3 -o "$tarball.tmp"
+    mv "$tarball.tmp" "$tarball"
+    rm -rf "$root"
+    mv "$build" "$root"
+    log "base root built in $((SECONDS - started)) s: $tarball ($(du -h "$tarball" | cut -f1))"
+  elif [[ ! -f $root/etc/os-release ]]; then
+    rm -rf "$root" "$root.tmp"
+    mkdir -p "$root.tmp"
+    zstd -q -dc "$tarball" | tar --numeric-owner --xattrs -C "$root.tmp" -xf -
+    mv "$root.tmp" "$root"
   fi
   flock -u 9
+  exec 9>&-
+}
+
+# Every release's base, side by side (a cold cache builds each with debootstrap).
+ensure_bases() {
+  local suite pids=() pid status=0
+  for suite in $(fleet_suites); do
+    ensure_base "$suite" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+  ((status == 0)) || die "a base root could not be made"
 }
 
 # --- hosts -------------------------------------------------------------------------------------
@@ -304,7 +351,7 @@ personalise_root() {
   printf 'Acquire::http::Proxy "%s";\nAcquire::http::Timeout "60";\n' "$PROXY_URL" \
     >"$root/etc/apt/apt.conf.d/01proxy"
   authorise_key "$root"
-  echo "$FLEET $name r$BASE_RECIPE" >"$root/etc/labrig-fleet-host"
+  echo "$FLEET $name $(node_suite "$index") r$BASE_RECIPE" >"$root/etc/labrig-fleet-host"
 }
 
 authorise_key() {
@@ -323,17 +370,18 @@ kept() {
 }
 
 ensure_overlay() {
-  local index=$1 root layer
+  local index=$1 root layer suite
   root=$(node_root "$index")
   layer=$(node_layer "$index")
+  suite=$(node_suite "$index")
   mkdir -p "$root" "$layer/upper" "$layer/work"
   # A kept layer holds the changes made over one base: over another it would be a mixed system.
   local identity=$layer/upper/etc/labrig-fleet-host
-  if [[ -f $identity ]] && [[ $(cat "$identity") =~ \ r[0-9]+$ ]] && [[ $(cat "$identity") != *" r$BASE_RECIPE" ]]; then
+  if [[ -f $identity ]] && [[ $(cat "$identity") != *" $suite r$BASE_RECIPE" ]]; then
     die "$(node_name "$index")'s kept layer $layer was made over another base ($(cat "$identity")); remove it with a plain 'fleet.sh down'"
   fi
   mountpoint -q "$root" ||
-    mount -t overlay overlay -o "lowerdir=$BASE_ROOT,upperdir=$layer/upper,workdir=$layer/work" "$root"
+    mount -t overlay overlay -o "lowerdir=$(base_root "$suite"),upperdir=$layer/upper,workdir=$layer/work" "$root"
 }
 
 # The supervisor: one loop per host that boots the guest again when it reboots (exit 133).
@@ -446,6 +494,15 @@ write_inventory() {
     for ((index = 1; index <= HOST_COUNT; index++)); do
       echo "$(node_name "$index") ansible_host=$(node_address "$index")"
     done
+    # A group per release, named as the roles name platforms (labrig_platform_id).
+    local suite
+    for suite in $(fleet_suites); do
+      echo
+      echo "[$(release_group "$suite")]"
+      for ((index = 1; index <= HOST_COUNT; index++)); do
+        [[ $(node_suite "$index") == "$suite" ]] && node_name "$index"
+      done
+    done
     echo
     echo "[fleet:vars]"
     echo "ansible_user=labrig"
@@ -454,12 +511,15 @@ write_inventory() {
     echo "ansible_ssh_common_args='-o UserKnownHostsFile=$KNOWN_HOSTS -o StrictHostKeyChecking=yes'"
     echo "labrig_apt_proxy=$PROXY_URL"
     echo "labrig_wheelhouse=$CACHE/wheels"
+    # The pinned CPython's source (fetch-python-source.sh), and its builds kept across runs.
+    echo "python_runtime_source_dir=$CACHE/sources"
+    echo "python_runtime_artifact_cache=$CACHE/artifacts/python"
   } >"$tmp"
   mv "$tmp" "$INVENTORY"
 }
 
 save_or_check_config() {
-  local config="hosts=$HOST_COUNT subnet=$SUBNET cache=$CACHE base=r$BASE_RECIPE"
+  local config="hosts=$HOST_COUNT subnet=$SUBNET cache=$CACHE base=r$BASE_RECIPE releases=${RELEASES//[ ,]/+}"
   if [[ -f $STATE/config ]]; then
     [[ $(cat "$STATE/config") == "$config" ]] ||
       die "fleet $FLEET is up as '$(cat "$STATE/config")', not '$config'; run 'fleet.sh down' first"
@@ -491,7 +551,7 @@ cmd_up() {
   {
     ensure_bridge
     ensure_apt_cache
-    ensure_base
+    ensure_bases
     ensure_ssh_key
     for ((index = 1; index <= HOST_COUNT; index++)); do start_node "$index"; done
     for ((index = 1; index <= HOST_COUNT; index++)); do wait_for_ssh "$index"; done
@@ -653,6 +713,10 @@ load_config() {
       hosts=*) HOST_COUNT=${setting#hosts=} ;;
       subnet=*) SUBNET=${setting#subnet=} ;;
       cache=*) CACHE=${setting#cache=} ;;
+      releases=*)
+        LABRIG_FLEET_RELEASES=${setting#releases=}
+        LABRIG_FLEET_RELEASES=${LABRIG_FLEET_RELEASES//+/ }
+        ;;
     esac
   done
 }
@@ -703,7 +767,7 @@ main() {
     _proxy) supervise_proxy ;;
     _chroot_install)
       resolve_mirrors
-      chroot_install "$1"
+      chroot_install "$1" "$2"
       ;;
     *)
       echo "usage: $0 up|down|status|ssh HOST [COMMAND...]|stop HOST|start HOST|kill HOST|proxy-stop|proxy-start|throttle HOST RATE|off|inventory" >&2
