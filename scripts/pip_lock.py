@@ -25,8 +25,21 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "roles" / "labrig" / "files" / "pip-lock.yml"
 
-# The Pythons of the supported platforms: Ubuntu 20.04, 22.04, Debian 12, Ubuntu 24.04.
-PYTHONS = ("3.8", "3.10", "3.11", "3.12")
+# The Pythons the framework's venv runs on: Ubuntu 20.04's and 22.04's own, and 3.11 (Debian
+# 12's own, and the python_runtime role's pinned CPython where the release's is newer than MXNet
+# 1.9.1 runs on).
+PYTHONS = ("3.8", "3.10", "3.11")
+# NVIDIA's CUDA 11 runtime for mxnet-cu112 where the release has no CUDA 11 packages (the cuda
+# role's wheel method unpacks them; no pip install): the sonames libmxnet.so links, file by file.
+CUDA11_RUNTIME = (
+    "nvidia-cuda-runtime-cu11==11.8.89",
+    "nvidia-cublas-cu11==11.11.3.6",
+    "nvidia-cufft-cu11==10.9.0.58",
+    "nvidia-curand-cu11==10.3.0.86",
+    "nvidia-cusolver-cu11==11.4.1.48",
+    "nvidia-cuda-nvrtc-cu11==11.8.89",
+    "nvidia-nvtx-cu11==11.8.86",
+)
 # Every set, as sets share one virtualenv and must agree. setuptools 80 turned `setup.py develop`
 # (1.9.1's editable binding, installed offline with --no-build-isolation) into a pip run that
 # fetches its own build dependencies.
@@ -41,7 +54,7 @@ def sets(python: str) -> dict[str, list[str]]:
     """What each role installs, from the roles' own defaults (the lock pins within them)."""
     mxnet = _defaults("mxnet")
     verify = _defaults("verify")
-    numpy = mxnet["mxnet_pip_numpy_py312" if python == "3.12" else "mxnet_pip_numpy"]
+    numpy = mxnet["mxnet_pip_numpy"]
     version = mxnet["mxnet_version"]
     found = {
         "mxnet": [f"mxnet=={version}", numpy],
@@ -51,8 +64,6 @@ def sets(python: str) -> dict[str, list[str]]:
         "torch": ["torch==2.13.0"],
         "verify": list(verify["verify_python_packages"]),
     }
-    if python == "3.12":
-        found["compat"] = ["setuptools"]
     return found
 
 
@@ -107,7 +118,8 @@ def build(pythons: tuple[str, ...]) -> dict:
                 lines = resolve(python, loosened(specs))
             if lines:
                 locks.setdefault(tag, {})[name] = lines
-    return {"locks": locks}
+    # Files, not a venv's packages: any Python resolves them alike.
+    return {"locks": locks, "files": {"cuda11": resolve("3.11", list(CUDA11_RUNTIME)) or []}}
 
 
 class _Indented(yaml.SafeDumper):
@@ -125,9 +137,16 @@ def main() -> int:
     pythons = tuple(options.python or PYTHONS)
     current = yaml.safe_load(LOCK.read_text()) if LOCK.exists() else {"locks": {}}
     fresh = build(pythons)
-    locks = {**current.get("locks", {}), **fresh["locks"]}
+    known = {"cp" + python.replace(".", "") for python in PYTHONS}
+    locks = {
+        tag: sets
+        for tag, sets in {**current.get("locks", {}), **fresh["locks"]}.items()
+        if tag in known
+    }
     if options.check:
         stale = [tag for tag in fresh["locks"] if current.get("locks", {}).get(tag) != locks[tag]]
+        if current.get("files") != fresh["files"]:
+            stale.append("files")
         print(f"pip_lock: {LOCK} is {'stale for ' + ', '.join(stale) if stale else 'current'}")
         return 1 if stale else 0
     LOCK.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +156,12 @@ def main() -> int:
         "# (roles/labrig/tasks/pip.yml).\n"
     )
     LOCK.write_text(
-        header + yaml.dump({"locks": dict(sorted(locks.items()))}, Dumper=_Indented, width=200)
+        header
+        + yaml.dump(
+            {"locks": dict(sorted(locks.items())), "files": fresh["files"]},
+            Dumper=_Indented,
+            width=200,
+        )
     )
     print(
         f"pip_lock: wrote {LOCK}: "
