@@ -30,6 +30,7 @@ SNAPSHOT_FORMAT = "labrig.snapshot/1"
 
 PROC_MODULES = Path("/proc/modules")
 PROC_DRIVER_VERSION = Path("/proc/driver/nvidia/version")
+OS_RELEASE = Path("/etc/os-release")
 SYSFS_PCI_DEVICES = Path("/sys/bus/pci/devices")
 KERNEL_LOG_TIMEOUT_S = 30
 
@@ -138,6 +139,23 @@ def outcome(call: Callable[[], Any]) -> dict[str, Any]:
         return {"value": to_json_value(call())}
     except Exception as exc:  # every failure is a fact worth recording, not a crash
         return {"error": type(exc).__name__, "message": str(exc)}
+
+
+def read_os_release(path: Path = OS_RELEASE) -> str | None:
+    """The release's own name ("Debian GNU/Linux 13 (trixie)"): a migrating fleet runs several."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    fields = {}
+    for line in text.splitlines():
+        key, sep, raw = line.partition("=")
+        if sep:
+            fields[key.strip()] = raw.strip().strip("'\"")
+    name = fields.get("PRETTY_NAME") or " ".join(
+        part for part in (fields.get("NAME"), fields.get("VERSION_ID")) if part
+    )
+    return name or None
 
 
 def read_modules(path: Path = PROC_MODULES) -> dict[str, Any]:
@@ -345,6 +363,7 @@ def gather(
         "labrig_version": __version__,
         "host": socket.gethostname(),
         "kernel": platform.release(),
+        "os_release": read_os_release(),
         "python": platform.python_version(),
         "pid": os.getpid(),
         "modules": read_modules(),

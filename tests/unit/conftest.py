@@ -168,6 +168,7 @@ def healthy(card: str = "rtx3090", count: int = 2) -> dict[str, Any]:
         "labrig_version": "0.1.0",
         "host": f"synthetic-{card}",
         "kernel": "6.1.0-27-amd64",
+        "os_release": "Debian GNU/Linux 12 (bookworm)",
         "python": "3.11.2",
         "pid": 4242,
         "modules": _ok(LOADED_MODULES),

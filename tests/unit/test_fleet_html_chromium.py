@@ -5,6 +5,7 @@ Screenshots land in artifacts/ (gitignored) for a person to look at.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -276,3 +277,31 @@ def test_markup_smuggled_into_the_page_runs_nothing(browser, tmp_path: Path) -> 
         assert loaded.count("hosts") == 3
     finally:
         loaded.page.close()
+
+
+def test_os_release_is_shown_per_host_and_filters_a_mixed_fleet(browser, tmp_path: Path) -> None:
+    # A fleet halfway through a migration: one host on Debian 13, one still on Debian 12.
+    run_dir = copy_run(NEW_RUN, tmp_path)
+    releases = {
+        "synthetic-ws01": "Debian GNU/Linux 13 (trixie)",
+        "synthetic-ws02": "Debian GNU/Linux 12 (bookworm)",
+    }
+    for host, release in releases.items():
+        path = run_dir / f"{host}.json"
+        report = json.loads(path.read_text())
+        report.setdefault("versions", {})["os"] = release
+        path.write_text(json.dumps(report))
+    write_fleet(build_fleet(run_dir), run_dir)
+    page = LoadedPage(browser, run_dir / "fleet.html")
+    try:
+        options = page.page.eval_on_selector_all("#filter-os option", "os => os.map(o => o.value)")
+        assert options == ["", *sorted(releases.values())]
+        assert "Debian GNU/Linux 12 (bookworm)" in page.page.inner_text("#grid-body")
+        page.page.select_option("#filter-os", "Debian GNU/Linux 13 (trixie)")
+        page.page.wait_for_function("() => document.getElementById('shown').dataset.shown === '3'")
+        assert page.visible_labels() == ["synthetic-ws01", "gpu0", "gpu1"]
+        page.page.click("#grid-body a[data-host='0']")
+        assert "Debian GNU/Linux 13 (trixie)" in page.page.inner_text("#detail")
+        assert page.errors == []
+    finally:
+        page.page.close()

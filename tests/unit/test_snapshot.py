@@ -168,3 +168,22 @@ def test_load_refuses_what_is_not_a_snapshot(tmp_path):
         snapshot_module.load(other)
     with pytest.raises(SnapshotError):
         snapshot_module.load(tmp_path / "absent.json")
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ('PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nNAME="Debian GNU/Linux"\nVERSION_ID="13"\n',
+         "Debian GNU/Linux 13 (trixie)"),
+        ("NAME='Ubuntu'\nVERSION_ID=24.04\n", "Ubuntu 24.04"),
+        ("# nothing here\n", None),
+    ],
+)  # fmt: skip
+def test_the_os_release_is_named_as_the_release_names_itself(tmp_path, text, name):
+    path = tmp_path / "os-release"
+    path.write_text(text)
+    assert snapshot_module.read_os_release(path) == name
+
+
+def test_a_missing_os_release_is_none(tmp_path):
+    assert snapshot_module.read_os_release(tmp_path / "absent") is None

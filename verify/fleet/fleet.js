@@ -8,6 +8,8 @@
   const STATE_LABEL = { ok: "ok", failed: "failed", unreachable: "unreachable", suite_error: "suite not run" };
   const ncols = D.columns.length;
   const hosts = D.hosts;
+  // Each host's OS release ("Debian GNU/Linux 13 (trixie)"): a fleet in migration runs several.
+  const hostOs = hosts.map((h) => String((h.versions || {}).os || ""));
   const rows = D.rows;
 
   const pill = (cls, text) => `<span class="pill ${esc(cls)}">${esc(text)}</span>`;
@@ -55,9 +57,9 @@
       .join("");
     $("grid-head").innerHTML =
       `<tr class="groups"><th class="first subj"></th><th class="st"></th><th class="model"></th>` +
-      `<th class="drv"></th>${groupCells}</tr>` +
+      `<th class="drv"></th><th class="os"></th>${groupCells}</tr>` +
       `<tr class="ids"><th class="first subj">host / GPU</th><th class="st">state</th>` +
-      `<th class="model">GPU model</th><th class="drv">driver</th>${idCells}</tr>`;
+      `<th class="model">GPU model</th><th class="drv">driver</th><th class="os">OS</th>${idCells}</tr>`;
 
     const groupStarts = new Set(D.groups.map((g) => g.start));
     const parts = [];
@@ -72,7 +74,8 @@
         `<tr class="${isHost ? "hostrow" : "gpurow"}" data-r="${i}"><td class="first subj">${subject}</td>` +
         `<td class="st">${pill(state, STATE_LABEL[state])}${slow}</td>` +
         `<td class="model" title="${esc(r.model)}">${esc(r.model.replace("NVIDIA ", ""))}</td>` +
-        `<td class="drv">${isHost ? esc((host.versions || {}).driver || "") : ""}</td>`;
+        `<td class="drv">${isHost ? esc((host.versions || {}).driver || "") : ""}</td>` +
+        `<td class="os" title="${isHost ? esc(hostOs[r.h]) : ""}">${isHost ? esc(hostOs[r.h]) : ""}</td>`;
       if (isHost && (host.state === "unreachable" || host.state === "suite_error")) {
         html += `<td class="wide" colspan="${ncols}" title="${esc(host.reason)}">${esc(host.reason)}</td>`;
       } else {
@@ -106,6 +109,7 @@
   function applyFilters() {
     const failedOnly = $("filter-failed").checked;
     const model = $("filter-model").value;
+    const os = $("filter-os").value;
     const query = $("filter-host").value.trim().toLowerCase();
     const rowEls = $("grid-body").rows;
     let shown = 0;
@@ -115,6 +119,7 @@
       let visible = true;
       if (failedOnly) visible = r.g === null ? host.state !== "ok" : !r.ok;
       if (visible && model) visible = r.g === null ? hostHasModel[r.h].has(model) : r.model === model;
+      if (visible && os) visible = hostOs[r.h] === os;
       if (visible && query) visible = host.host.toLowerCase().includes(query);
       rowEls[i].hidden = !visible;
       if (visible) shown++;
@@ -129,8 +134,14 @@
       "beforeend",
       models.map((m) => `<option value="${esc(m)}">${esc(m)}</option>`).join("")
     );
+    const releases = [...new Set(hostOs.filter(Boolean))].sort();
+    $("filter-os").insertAdjacentHTML(
+      "beforeend",
+      releases.map((o) => `<option value="${esc(o)}">${esc(o)}</option>`).join("")
+    );
     $("filter-failed").addEventListener("change", applyFilters);
     $("filter-model").addEventListener("change", applyFilters);
+    $("filter-os").addEventListener("change", applyFilters);
     let timer = 0;
     $("filter-host").addEventListener("input", () => {
       clearTimeout(timer);
@@ -245,6 +256,7 @@
         ["NVML", esc(v.nvml)],
         ["Python", esc(v.python)],
         ["kernel", esc(v.kernel)],
+        ["OS", esc(v.os)],
         ["labrig", esc(host.labrig_version)],
         ["started", esc(host.started)],
         ["duration", typeof host.duration_s === "number" ? host.duration_s.toFixed(1) + " s" : null],

@@ -75,6 +75,7 @@ def versions(snapshot: dict[str, Any]) -> dict[str, Any]:
         "nvml": value(nvml.get("nvmlSystemGetNVMLVersion")),
         "python": snapshot.get("python"),
         "kernel": snapshot.get("kernel"),
+        "os": snapshot.get("os_release"),
     }
 
 
