@@ -8,7 +8,9 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 export LABRIG_FLEET=${LABRIG_FLEET:-e2e}
-export LABRIG_FLEET_HOSTS=${LABRIG_FLEET_HOSTS:-3}
+export LABRIG_FLEET_HOSTS=${LABRIG_FLEET_HOSTS:-4}
+# node4 is the Debian 13 full-stack host; the others run Debian 12.
+export LABRIG_FLEET_RELEASES=${LABRIG_FLEET_RELEASES-node4=trixie}
 export LABRIG_FLEET_SUBNET=${LABRIG_FLEET_SUBNET:-10.203.5.0/24}
 
 cannot_run() {
@@ -50,6 +52,7 @@ trap 'exit 143' TERM
 started=$SECONDS
 if [[ -f $repo/playbooks/provision.yml ]]; then
   "$here/prefetch-wheels.sh"
+  "$here/fetch-python-source.sh"
 fi
 inventory=$("$here/fleet.sh" up)
 echo "e2e: fleet '$LABRIG_FLEET' up in $((SECONDS - started)) s: $inventory" >&2

@@ -20,13 +20,23 @@ CUT_AFTER_S = 20
 
 
 class HeavyProvision(threading.Thread):
-    """`make provision HOST=<heavy>` in the background, with the power cut while DKMS builds the
-    NVIDIA module, the host powered on again and provisioned until a run succeeds (at most three
-    runs). Each run's output is kept; `power_cut` says what was building when the power went."""
+    """`make provision HOST=<heavy>` in the background, with the power cut (cut_power) while DKMS
+    builds the NVIDIA module, the host powered on again and provisioned until a run succeeds (at
+    most three runs). Each run's output is kept; `power_cut` says what was building when the power
+    went."""
 
-    def __init__(self, fleet: Fleet, inventory: Path, host: str, log_dir: Path, timeout: float):
+    def __init__(
+        self,
+        fleet: Fleet,
+        inventory: Path,
+        host: str,
+        log_dir: Path,
+        timeout: float,
+        cut_power: bool = True,
+    ):
         super().__init__(name=f"provision {host}", daemon=True)
         self.fleet, self.inventory, self.host = fleet, inventory, host
+        self.cut_power = cut_power
         self.log_dir, self.timeout = log_dir, timeout
         self.runs: list[Completed] = []
         self.power_cut = ""
@@ -58,7 +68,7 @@ class HeavyProvision(threading.Thread):
                 if time.monotonic() > deadline:
                     kill_group(process)
                     raise TimeoutError(f"{self.host}: no converged provision in {self.timeout} s")
-                if not self.power_cut and self._dkms_building():
+                if self.cut_power and not self.power_cut and self._dkms_building():
                     time.sleep(CUT_AFTER_S)
                     building = self.fleet.ssh(self.host, DKMS_BUILDING, timeout=30)
                     if building.returncode == 0:

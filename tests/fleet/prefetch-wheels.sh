@@ -38,8 +38,13 @@ locked=$(mktemp)
 trap 'rm -f "$locked"' EXIT
 "$python" - "$repo/roles/labrig/files/pip-lock.yml" "${sets[@]}" >"$locked" <<'PY'
 import sys, yaml
-locks = yaml.safe_load(open(sys.argv[1]))["locks"]["cp311"]
-print("\n".join(sorted({line for name in sys.argv[2:] for line in locks[name]})))
+lock = yaml.safe_load(open(sys.argv[1]))
+locks = lock["locks"]["cp311"]
+lines = {line for name in sys.argv[2:] for line in locks.get(name, [])}
+# NVIDIA's CUDA 11 runtime wheels, which the cuda role unpacks on a Debian 13 host.
+if "mxnet-cu112" in sys.argv[2:]:
+    lines |= set(lock.get("files", {}).get("cuda11", []))
+print("\n".join(sorted(lines)))
 PY
 
 mkdir -p "$wheelhouse"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fleet_support import (
     REPO,
     Completed,
@@ -40,6 +41,8 @@ from live_lab import (
 )
 
 SMOKE_PLAYBOOK = REPO / "tests" / "fleet" / "smoke.yml"
+PROFILES = REPO / "tests" / "fleet" / "profiles.yml"
+VENV_PYTHON = "/opt/labrig/venv/bin/python"
 REPORTS = REPO / "reports"
 # The seed's NDArray example (imperative and symbolic with its gradient) and the two extra probes.
 SMOKE_CHECKS = {
@@ -80,6 +83,19 @@ def _playbook(
         timeout=timeout,
         env=env,
     )
+
+
+def _light_hosts(fleet: Fleet) -> list[str]:
+    """The hosts without the GPU stack (profiles.yml), in inventory order: the tests that act on a
+    host while the heavy hosts provision in the background use these."""
+    profiles = yaml.safe_load(PROFILES.read_text())
+    return [host for host in fleet.hosts if not profiles.get(host, {}).get("labrig_use_cuda")]
+
+
+def _heavy_hosts(fleet: Fleet) -> list[str]:
+    """The hosts that take the whole GPU stack (profiles.yml), in inventory order."""
+    light = _light_hosts(fleet)
+    return [host for host in fleet.hosts if host not in light]
 
 
 def _assert_all_hosts_ok(result: Completed, hosts: list[str]) -> dict[str, dict[str, int]]:
@@ -248,12 +264,23 @@ _HEAVY: dict[str, HeavyProvision] = {}
 def test_heavy_host_starts_its_full_provision_in_the_background(
     fleet: Fleet, profiled_inventory: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    heavy = next(iter(fleet.hosts))
+    heavy, *others = _heavy_hosts(fleet)
     thread = HeavyProvision(
         fleet, profiled_inventory, heavy, tmp_path_factory.mktemp("heavy"), PROVISION_TIMEOUT_S
     )
     thread.start()
     _HEAVY["thread"] = thread
+    # The other heavy hosts (Debian 13) provision side by side, without a power cut.
+    for other in others:
+        _HEAVY[other] = HeavyProvision(
+            fleet,
+            profiled_inventory,
+            other,
+            tmp_path_factory.mktemp(other),
+            PROVISION_TIMEOUT_S,
+            cut_power=False,
+        )
+        _HEAVY[other].start()
     # Its first run is under way on the host before the light hosts start.
     deadline = time.monotonic() + 300
     while fleet.ssh(heavy, "test -e /run/labrig/provision.lock").returncode != 0:
@@ -269,7 +296,7 @@ def _heavy_state(thread: HeavyProvision) -> str:
 def test_mirror_outage_during_a_light_hosts_first_install_is_survived(
     fleet: Fleet, profiled_inventory: Path, tmp_path: Path
 ) -> None:
-    host = list(fleet.hosts)[-1]
+    host = _light_hosts(fleet)[-1]
     # A slow link, so that a download is in flight long enough to cut the mirror under it.
     slow = fleet.harness("throttle", host, "2mbit")
     assert slow.returncode == 0, slow.explain()
@@ -343,7 +370,7 @@ REFRESH_LISTS = """\
 def test_a_package_lists_download_that_hangs_is_killed_and_retried(
     fleet: Fleet, profiled_inventory: Path, tmp_path: Path
 ) -> None:
-    host = list(fleet.hosts)[-1]
+    host = _light_hosts(fleet)[-1]
     playbook = tmp_path / "lists.yml"
     playbook.write_text(REFRESH_LISTS)
     # Lists always older than valid: the refresh runs, as on a host idle for a day.
@@ -408,7 +435,7 @@ NO_DISPLAY_SERVER = "sudo pkill -x -u root Xorg; sudo rm -rf /usr/lib/xorg"
 def test_a_host_in_use_is_not_touched_while_the_others_go_on(
     fleet: Fleet, profiled_inventory: Path
 ) -> None:
-    busy, other = list(fleet.hosts)[1], list(fleet.hosts)[-1]
+    busy, other = list(fleet.hosts)[1], _light_hosts(fleet)[-1]
     upgrades = fleet.ssh(busy, UNATTENDED_UPGRADES, timeout=600)
     assert upgrades.returncode == 0 and upgrades.output.strip(), upgrades.explain()
     with LoggedInUser(fleet, busy, "alice") as alice:
@@ -532,7 +559,7 @@ def _put(fleet: Fleet, host: str, path: str, content: bytes) -> None:
 def test_nvidias_repository_set_up_by_hand_is_used_not_added_twice(
     fleet: Fleet, profiled_inventory: Path, tmp_path: Path
 ) -> None:
-    host = list(fleet.hosts)[-1]
+    host = _light_hosts(fleet)[-1]
     fingerprint, files = _signed_flat_repository(tmp_path)
     uri = f"file:{STAND_IN_REPOSITORY}/debian12/x86_64/"
     for name in ("Packages", "InRelease"):
@@ -611,7 +638,7 @@ def test_a_second_run_against_a_host_refuses_naming_the_first(
 def test_a_newer_driver_is_refused_and_shown_as_drift(
     fleet: Fleet, make_inventory: Callable[..., Path]
 ) -> None:
-    host = list(fleet.hosts)[-1]
+    host = _light_hosts(fleet)[-1]
     # A package named like the driver at a higher version, as a hand install would leave it.
     control = (
         "Package: nvidia-driver\nVersion: 999.0-1\nMaintainer: labrig e2e <e2e@labrig.invalid>\n"
@@ -690,6 +717,39 @@ def test_heavy_host_converges_after_the_power_cut_in_its_dkms_build(fleet: Fleet
     assert stack.returncode == 0, stack.explain()
     assert ": installed" in stack.output and "release 11.8" in stack.output, stack.explain()
     print(f"heavy host: {thread.seconds:.0f} s, {len(thread.runs)} runs; cut: {thread.power_cut}")
+
+
+@needs_provision
+def test_debian13_host_runs_the_gpu_wheel_on_its_pinned_python_and_cuda11_wheels(
+    fleet: Fleet,
+) -> None:
+    others = [host for host in _HEAVY if host != "thread"]
+    if not others:
+        pytest.skip("no Debian 13 heavy host in this fleet (LABRIG_FLEET_RELEASES)")
+    for host in others:
+        thread = _HEAVY.pop(host)
+        thread.join(PROVISION_TIMEOUT_S)
+        assert not thread.is_alive(), f"{host}'s provision did not finish"
+        assert thread.error is None, _heavy_state(thread)
+        _assert_all_hosts_ok(thread.runs[-1], [host])
+        assert len(thread.runs) == 1, _heavy_state(thread)
+        # Debian 13's own driver, built by DKMS for its own kernel; no CUDA 11 toolkit, its runtime
+        # from NVIDIA's wheels through the dynamic linker; the venv on the pinned CPython 3.11.
+        stack = fleet.ssh(
+            host,
+            "grep VERSION_ID /etc/os-release && sudo dkms status && ! command -v nvcc"
+            " && /sbin/ldconfig -p"
+            " | grep -E 'libcudart.so.11.0|libcublas.so.11|libnccl.so.2|libcudnn.so.8'"
+            f" && {VENV_PYTHON} -c 'import sys; print(sys.version)'"
+            f" && {VENV_PYTHON} -c 'import numpy; print(\"numpy\", numpy.__version__)'",
+        )
+        assert stack.returncode == 0, stack.explain()
+        assert '"13"' in stack.output and ": installed" in stack.output, stack.explain()
+        assert "nvidia-current/550." in stack.output, stack.explain()
+        assert "3.11.2" in stack.output and "numpy 1.23.5" in stack.output, stack.explain()
+        for library in ("libcudart.so.11.0", "libcublas.so.11", "libnccl.so.2", "libcudnn.so.8"):
+            assert library in stack.output, stack.explain()
+        print(f"{host}: {thread.seconds:.0f} s")
 
 
 @needs_provision
@@ -932,7 +992,8 @@ def _rows(fleet_doc: dict[str, Any], host: str) -> tuple[str, list[tuple[str, st
 def test_a_rooted_workstation_reaches_neither_the_controller_nor_the_other_hosts(
     fleet: Fleet, make_inventory: Callable[..., Path]
 ) -> None:
-    hosts = list(fleet.hosts)
+    # The Debian 12 hosts: the heavy one and the light ones.
+    hosts = [next(iter(fleet.hosts)), *_light_hosts(fleet)]
     honest, hostile = hosts[:-1], hosts[-1]
     previous = _previous_run()
     assert previous is not None, "needs the CPU-only verify run before it"
@@ -1055,7 +1116,7 @@ def _host_vars(inventory: Path) -> dict[str, Path]:
 def test_unreachable_host_is_reported_while_the_others_complete(
     fleet: Fleet, profiled_inventory: Path
 ) -> None:
-    stopped = list(fleet.hosts)[-1]
+    stopped = _light_hosts(fleet)[-1]
     stop = fleet.harness("stop", stopped)
     assert stop.returncode == 0, stop.explain()
     try:

@@ -329,7 +329,11 @@ def _fleet_hosts() -> list[str]:
         text=True,
         check=True,
     )
-    return sorted(json.loads(listing.stdout)["_meta"]["hostvars"])
+    inventory = json.loads(listing.stdout)
+    # The stand-in build runs on the Debian 12 hosts (a Debian 13 one has no Python it may use
+    # without the python_runtime role).
+    newer = set(inventory.get("debian13", {}).get("hosts", []))
+    return sorted(set(inventory["_meta"]["hostvars"]) - newer)
 
 
 def test_one_build_per_configuration_shared_through_the_artifact_cache(

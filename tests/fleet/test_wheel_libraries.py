@@ -50,3 +50,26 @@ def test_role_lists_exactly_the_libraries_the_wheel_needs_from_the_host(
     listed = yaml.safe_load(ROLE_VARS.read_text())["__mxnet_wheel_host_libraries"][package]
 
     assert sorted(host_libraries(wheels[-1], tmp_path)) == sorted(listed)
+
+
+def test_nvidias_wheels_carry_every_cuda_library_the_gpu_wheel_needs(fleet: Fleet) -> None:
+    """Where the release has no CUDA 11 (Debian 13, Ubuntu 24.04), the CUDA libraries mxnet-cu112
+    links come from the pip lock's files.cuda11 (cuda role), cuDNN's and NCCL's wheels: each one
+    is in one of those wheels, and the driver's libcuda.so.1 is the only CUDA library left to the
+    OS."""
+    wheelhouse = Path(fleet.vars["labrig_wheelhouse"])
+    lock = yaml.safe_load((REPO / "roles" / "labrig" / "files" / "pip-lock.yml").read_text())
+    patterns = [
+        "{}-{}-*.whl".format(*line.split()[0].lower().replace("-", "_").split("=="))
+        for line in lock["files"]["cuda11"]
+    ] + ["nvidia_cudnn_cu11-8.*.whl", "nvidia_nccl_cu11-*.whl"]
+    carried: set[str] = set()
+    for pattern in patterns:
+        wheels = sorted(wheelhouse.glob(pattern))
+        assert wheels, f"no {pattern} in {wheelhouse}: run tests/fleet/prefetch-wheels.sh"
+        with zipfile.ZipFile(wheels[-1]) as archive:
+            carried |= {Path(name).name for name in archive.namelist() if "/lib/" in name}
+    listed = yaml.safe_load(ROLE_VARS.read_text())["__mxnet_wheel_host_libraries"]["mxnet-cu112"]
+    cuda = {lib for lib in listed if lib.startswith(("libcu", "libnv", "libnccl"))}
+
+    assert cuda - carried == {"libcuda.so.1"}

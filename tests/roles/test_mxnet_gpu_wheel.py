@@ -178,5 +178,8 @@ def test_the_library_check_names_each_missing_library_and_what_brings_it(tmp_pat
     assert "mxnet-cu112 1.9.1 links libraries the dynamic linker cannot find" in message, message
     assert "libnccl.so.2 (NCCL 2 (mxnet_nccl_method))" in message
     assert "libcudnn.so.8 (cuDNN 8 (cudnn role))" in message
-    assert "libcudart.so.11.0 (the CUDA 11 runtime (cuda role))" in message
+    assert (
+        "libcudart.so.11.0 (the CUDA 11 runtime"
+        " (cuda role; the cu11 wheels where the release has no CUDA 11))" in message
+    )
     assert "libc.so.6" not in message

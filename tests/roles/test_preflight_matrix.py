@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
+from role_support import ROLES
 
 DEBIAN12 = {"distribution": "Debian", "version": "12", "codename": "bookworm", "arch": "x86_64"}
 UBUNTU22 = {"distribution": "Ubuntu", "version": "22.04", "codename": "jammy", "arch": "x86_64"}
 UBUNTU20 = {"distribution": "Ubuntu", "version": "20.04", "codename": "focal", "arch": "x86_64"}
 UBUNTU24 = {"distribution": "Ubuntu", "version": "24.04", "codename": "noble", "arch": "x86_64"}
+DEBIAN13 = {"distribution": "Debian", "version": "13", "codename": "trixie", "arch": "x86_64"}
 INTEL_AUDIO = "0000:00:1f.3 0x8086 0x51c8 0x040380"
 RTX3090 = "0000:01:00.0 0x10de 0x2204 0x030000"
 RTX3090_AUDIO = "0000:01:00.1 0x10de 0x1aef 0x040300"
@@ -50,7 +53,38 @@ def cudnn_wheel(tmp_path_factory) -> str:
     wheel.write_bytes(b"not a real wheel: preflight only checks it exists")
     nccl = wheel.with_name("nvidia_nccl_cu11-2.21.5-py3-none-manylinux2014_x86_64.whl")
     nccl.write_bytes(b"not a real wheel either")
+    # NVIDIA's CUDA 11 runtime wheels the pip lock pins (the cuda role's wheel method).
+    lock = yaml.safe_load((ROLES / "labrig" / "files" / "pip-lock.yml").read_text())
+    for line in lock["files"]["cuda11"]:
+        name, version = line.split()[0].split("==")
+        name = name.replace("-", "_")
+        wheel.with_name(f"{name}-{version}-py3-none-manylinux2014_x86_64.whl").write_bytes(b"x")
+    # The pinned CPython source (preflight checks the files are there).
+    sources = wheel.parent.parent / "sources"
+    sources.mkdir()
+    for item in yaml.safe_load((ROLES / "labrig" / "vars" / "main.yml").read_text())[
+        "__labrig_python_source"
+    ]["files"]:
+        (sources / item["name"]).write_bytes(b"not a real tarball")
     return str(wheel)
+
+
+def _sources(wheel: str) -> str:
+    return str(Path(wheel).parent.parent / "sources")
+
+
+def good_debian13(wheel: str, **overrides) -> dict:
+    """Debian 13 with the design card's GPU wheel: its own driver 550, the CUDA 11 runtime from
+    NVIDIA's wheels, the pinned CPython 3.11."""
+    host = good_debian(
+        wheel,
+        labrig_platform=DEBIAN13,
+        mxnet_install_method="pip",
+        labrig_wheelhouse=str(Path(wheel).parent),
+        python_runtime_source_dir=_sources(wheel),
+    )
+    host.update(overrides)
+    return host
 
 
 def good_debian(cudnn_wheel: str, **overrides) -> dict:
@@ -223,12 +257,65 @@ def cases(wheel: str) -> dict[str, tuple[dict, str | None]]:
         "ok_ubuntu24_defaults": (
             good_ubuntu22(
                 labrig_platform=UBUNTU24,
+                python_runtime_source_dir=_sources(wheel),
                 cudnn_wheel_file=wheel,
                 cudnn_wheel_sha256="a" * 64,
                 cuda_runfile="/srv/labrig/cuda_11.8.0_520.61.05_linux.run",
                 cuda_runfile_sha256="b" * 64,
             ),
             None,
+        ),
+        "ok_ubuntu24_gpu_wheel": (
+            good_ubuntu22(
+                labrig_platform=UBUNTU24,
+                mxnet_install_method="pip",
+                labrig_wheelhouse=str(Path(wheel).parent),
+                cudnn_wheel_file=wheel,
+                cudnn_wheel_sha256="a" * 64,
+                python_runtime_source_dir=_sources(wheel),
+            ),
+            None,
+        ),
+        "ok_debian13_gpu_wheel": (good_debian13(wheel), None),
+        "ok_debian13_torch_on_its_own_python": (
+            good_debian13(
+                wheel,
+                labrig_framework="torch",
+                labrig_use_cuda=False,
+                python_runtime_source_dir="/nonexistent",
+            ),
+            None,
+        ),
+        "ok_debian13_prebuilt_python": (
+            good_debian13(
+                wheel,
+                python_runtime_method="prebuilt",
+                python_runtime_prebuilt_archive=wheel,
+                python_runtime_prebuilt_sha256="c" * 64,
+                python_runtime_source_dir="/nonexistent",
+            ),
+            None,
+        ),
+        "bad_debian13_cuda_source_build": (
+            good_debian13(wheel, mxnet_install_method="source"),
+            "has no CUDA 11 toolkit (its own is CUDA 12.4, which MXNet 1.9.1 cannot build with)",
+        ),
+        "bad_debian13_system_python": (
+            good_debian13(wheel, python_runtime_method="system"),
+            "MXNet 1.9.1 imports only under Python 3.11 or older",
+        ),
+        "bad_debian13_python_source_missing": (
+            good_debian13(wheel, python_runtime_source_dir="/nonexistent"),
+            "python3.11_3.11.2.orig.tar.gz, /nonexistent/python3.11_3.11.2-6+deb12u8.debian.tar.xz,"
+            " which are not on the controller",
+        ),
+        "bad_debian13_cuda_wheels_missing": (
+            good_debian13(wheel, labrig_wheelhouse="/nonexistent"),
+            "nvidia_cuda_runtime_cu11-11.8.89-*.whl",
+        ),
+        "bad_debian13_branch": (
+            good_debian13(wheel, nvidia_driver_branch="535"),
+            "ships driver branch 550 only",
         ),
         "ok_ubuntu22_secure_boot_takes_the_signed_modules": (
             good_ubuntu22(preflight_secure_boot_output="SecureBoot enabled"),
@@ -351,6 +438,15 @@ def test_platform_defaults_resolve_per_os(matrix_run):
     ubuntu = matrix_run.value("ok_ubuntu22_defaults", "preflight_plan")
     assert (debian["cuda_method"], debian["cudnn_method"]) == ("distro", "wheel")
     assert (ubuntu["cuda_method"], ubuntu["cudnn_method"]) == ("nvidia_repo", "repo")
+    assert debian["python_method"] == ubuntu["python_method"] == "system"
+    # No CUDA 11 in the archive and a python3 newer than 3.11: the wheels and the pinned CPython.
+    for host in ("ok_debian13_gpu_wheel", "ok_ubuntu24_gpu_wheel"):
+        plan = matrix_run.value(host, "preflight_plan")
+        assert (plan["cuda_method"], plan["python_method"]) == ("wheel", "source"), (host, plan)
+    # ...and a source build on Ubuntu 24.04 takes the runfile's nvcc.
+    assert matrix_run.value("ok_ubuntu24_defaults", "preflight_plan")["cuda_method"] == "runfile"
+    torch = matrix_run.value("ok_debian13_torch_on_its_own_python", "preflight_plan")
+    assert torch["python_method"] == "system"
     # A CPU-only stack needs no driver, toolkit or cuDNN space.
     assert matrix_run.value("ok_cpu_only", "preflight_required_mib") < matrix_run.value(
         "ok_debian_rtx3090", "preflight_required_mib"
