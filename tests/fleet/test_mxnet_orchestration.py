@@ -128,6 +128,8 @@ def _stand_in_play(
                     "mxnet_use_opencv": False,
                     "mxnet_expectations_dir": "/etc/labrig/stand-in-expectations.d",
                     "labrig_blas": "openblas",
+                    # A CPU build unless a test asks for CUDA (the stack's default is the GPU one).
+                    "labrig_use_cuda": False,
                     **overrides,
                 },
             }

@@ -10,10 +10,11 @@ import yaml
 from role_support import ROLES, run_tasks
 
 ROLE_NAMES = sorted(spec.parents[1].name for spec in ROLES.glob("*/meta/argument_specs.yml"))
-# A role may read a project-wide input under its own name: `mxnet_blas: "{{ labrig_blas |
-# default('openblas') }}"`. The input is what the spec declares; the alias is internal.
+# A role may read a project-wide input under its own name: `mxnet_blas: "{{ labrig_blas }}"` (the
+# input defined once, in the labrig role) or `"{{ x | default(...) }}"`. The input is what the spec
+# declares; the alias is internal.
 LITERAL = re.compile(r"^('[^']*'|\[\]|\{\}|true|false|-?\d+(\.\d+)?)$")
-ALIAS = re.compile(r"^\{\{ (?P<option>\w+) \| default\((?P<fallback>.*)\)(?: \| bool)? \}\}$")
+ALIAS = re.compile(r"^\{\{ (?P<option>\w+)(?: \| default\((?P<fallback>.*)\))?(?: \| bool)? \}\}$")
 
 
 def spec_options(role: str) -> dict:
@@ -55,7 +56,12 @@ def test_every_default_is_specified_and_described(role):
 def test_literal_defaults_match_the_spec(role):
     defaults = role_defaults(role)
     # An input read through an alias falls back to the alias's literal.
-    fallbacks = {m["option"]: m["fallback"] for m in aliases(role).values()}
+    # Without a fallback, the labrig role's own default.
+    labrig = role_defaults("labrig")
+    fallbacks = {
+        m["option"]: m["fallback"] or yaml.safe_dump(labrig.get(m["option"])).split("\n")[0]
+        for m in aliases(role).values()
+    }
     for name, option in spec_options(role).items():
         if name not in defaults and name in fallbacks:
             if "default" in option and LITERAL.match(fallbacks[name]):

@@ -49,6 +49,7 @@ def _host(workdir: Path, stand_in, name: str, **overrides) -> dict:
         "mxnet_build_progress_interval": 1,
         "mxnet_owner": Path.home().owner(),
         "labrig_blas": "openblas",
+        "labrig_use_cuda": False,
         **overrides,
     }
 

@@ -80,10 +80,11 @@ def test_a_host_receives_only_the_mxnet_wheel_it_installs(tmp_path: Path, wheelh
     common = {"labrig_wheelhouse": str(wheelhouse), "mxnet_install_method": "pip"}
     hosts = {
         "gpu": {**common, "labrig_use_cuda": True, "mxnet_wheel_cache": str(tmp_path / "gpu")},
-        "cpu": {**common, "mxnet_wheel_cache": str(tmp_path / "cpu")},
+        "cpu": {**common, "labrig_use_cuda": False, "mxnet_wheel_cache": str(tmp_path / "cpu")},
         "source": {
             **common,
             "mxnet_install_method": "source",
+            "labrig_use_cuda": False,
             "mxnet_wheel_cache": str(tmp_path / "src"),
         },
     }

@@ -66,19 +66,24 @@ MATRIX = {
         },
     ),
     "cpu_atlas_ubuntu_arm": (
-        {"labrig_blas": "atlas", "mxnet_extra_cflags": "-mcpu=native", "mxnet_use_opencv": False},
+        {
+            "labrig_use_cuda": False,
+            "labrig_blas": "atlas",
+            "mxnet_extra_cflags": "-mcpu=native",
+            "mxnet_use_opencv": False,
+        },
         {"architecture": "aarch64", "processor_vcpus": 1, "memory_mb": {"nocache": {"free": 512}}},
     ),
     "cpu_mkl_debian_package": (
-        {"labrig_blas": "mkl", "mkl_root": "/usr", "mxnet_build_jobs": 6},
+        {"labrig_use_cuda": False, "labrig_blas": "mkl", "mkl_root": "/usr", "mxnet_build_jobs": 6},
         {"architecture": "x86_64", "processor_vcpus": 1, "memory_mb": {"nocache": {"free": 512}}},
     ),
     # mxnet_mkl_lib_dirs is set by the fixture: a folder laid out like Debian's intel-mkl.
     "cpu_mkl_kernels": (
-        {"labrig_blas": "mkl", "mkl_root": "/usr"},
+        {"labrig_use_cuda": False, "labrig_blas": "mkl", "mkl_root": "/usr"},
         {"architecture": "x86_64", "processor_vcpus": 1, "memory_mb": {"nocache": {"free": 512}}},
     ),
-    "pip_cpu": ({"mxnet_install_method": "pip"}, SMALL_HOST),
+    "pip_cpu": ({"mxnet_install_method": "pip", "labrig_use_cuda": False}, SMALL_HOST),
     "pip_gpu": (
         {
             "mxnet_install_method": "pip",

@@ -95,6 +95,7 @@ def _host(workdir: Path, stand_in, name: str, **overrides) -> dict:
         "mxnet_use_ccache": False,
         "mxnet_owner": Path.home().owner(),
         "labrig_blas": "openblas",
+        "labrig_use_cuda": False,
         **overrides,
     }
 
