@@ -206,12 +206,16 @@ def test_the_cuda_build_compiler_is_the_releases_newest_gcc_11_or_older(tmp_path
     table, for CXX, the build dependencies and the stamp alike."""
     from role_support import DEBIAN12, UBUNTU20, run_tasks
 
+    debian13 = {**DEBIAN12, "version": "13", "codename": "trixie"}
+
     common = {"labrig_use_cuda": True, "mxnet_install_method": "source", "labrig_blas": "openblas"}
     hosts = {
         "focal": {**common, "labrig_platform": UBUNTU20},
         "bookworm": {**common, "labrig_platform": DEBIAN12},
         "cpu": {**common, "labrig_platform": UBUNTU20, "labrig_use_cuda": False},
         "asked": {**common, "labrig_platform": UBUNTU20, "cuda_host_compiler": "g++-8"},
+        # Debian 13's default GCC 14 is newer than MXNet 1.9.1 was proved with: its g++-12.
+        "trixie_cpu": {**common, "labrig_platform": debian13, "labrig_use_cuda": False},
     }
     task = {
         "ansible.builtin.include_role": {
@@ -224,4 +228,10 @@ def test_the_cuda_build_compiler_is_the_releases_newest_gcc_11_or_older(tmp_path
     run = run_tasks(tmp_path, [task], hosts, report_vars=("__mxnet_cxx",))
 
     compilers = {host: run.value(host, "__mxnet_cxx") for host in hosts}
-    assert compilers == {"focal": "g++-9", "bookworm": "g++-11", "cpu": "g++", "asked": "g++-8"}
+    assert compilers == {
+        "focal": "g++-9",
+        "bookworm": "g++-11",
+        "cpu": "g++",
+        "asked": "g++-8",
+        "trixie_cpu": "g++-12",
+    }
