@@ -177,7 +177,7 @@ trend: ## one host's history: each check's state across the stored runs (HOST=<n
 demo: ## boot a local fleet, provision + verify one CPU host, show its report (root; KEEP=1 keeps it)
 	KEEP='$(KEEP)' tests/fleet/demo.sh
 
-fleet-up: ## boot the local test fleet (root; see README "Try it on a local fleet")
+fleet-up: ## boot the local test fleet (root; see tests/fleet/README.md)
 	tests/fleet/fleet.sh up
 
 fleet-down: ## stop the local test fleet and remove everything it started

@@ -8,7 +8,7 @@ Writes into OUT (default reports/monitoring):
                             and port (monitoring_node_exporter_port, else 9100), labelled with
                             `host` and `group` (the host's smallest inventory group, or
                             monitoring_group)
-  rules/labrig.rules.yml    monitoring/labrig.rules.yml (alerts: README "Monitoring")
+  rules/labrig.rules.yml    monitoring/labrig.rules.yml (alerts: docs/monitoring.md)
 then runs `promtool check config` on it where promtool is installed. Re-running rewrites the
 targets atomically: a running Prometheus picks up added or removed hosts without a reload.
 """
