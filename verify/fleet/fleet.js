@@ -75,7 +75,8 @@
         `<td class="st">${pill(state, STATE_LABEL[state])}${slow}</td>` +
         `<td class="model" title="${esc(r.model)}">${esc(r.model.replace("NVIDIA ", ""))}</td>` +
         `<td class="drv">${isHost ? esc((host.versions || {}).driver || "") : ""}</td>` +
-        `<td class="os" title="${isHost ? esc(hostOs[r.h]) : ""}">${isHost ? esc(hostOs[r.h]) : ""}</td>`;
+        `<td class="os" title="${isHost ? esc(hostOs[r.h]) : ""}">` +
+        `${isHost ? esc(hostOs[r.h].replace(" GNU/Linux", "")) : ""}</td>`;
       if (isHost && (host.state === "unreachable" || host.state === "suite_error")) {
         html += `<td class="wide" colspan="${ncols}" title="${esc(host.reason)}">${esc(host.reason)}</td>`;
       } else {
