@@ -340,6 +340,7 @@ personalise_root() {
   if [[ -f $root/etc/labrig-fleet-host ]]; then
     # A layer kept across `down` (LABRIG_FLEET_KEEP): the fleet's key is new, its identity is not.
     authorise_key "$root"
+    keep_user_manager "$root"
     return
   fi
   echo "$name" >"$root/etc/hostname"
@@ -351,7 +352,17 @@ personalise_root() {
   printf 'Acquire::http::Proxy "%s";\nAcquire::http::Timeout "60";\n' "$PROXY_URL" \
     >"$root/etc/apt/apt.conf.d/01proxy"
   authorise_key "$root"
+  keep_user_manager "$root"
   echo "$FLEET $name $(node_suite "$index") r$BASE_RECIPE" >"$root/etc/labrig-fleet-host"
+}
+
+# The login user's systemd manager stays up between SSH sessions (lingering). Seen on Debian 13
+# under nspawn: when the last session closes, stopping user@1000.service cannot kill its cgroup
+# ("Processes still around after final SIGKILL") and takes 90 s, and a new SSH session waits for
+# it all that time, so Ansible's first sudo timed out. A real host kills it at once.
+keep_user_manager() {
+  install -d -m 755 "$1/var/lib/systemd/linger"
+  touch "$1/var/lib/systemd/linger/labrig"
 }
 
 authorise_key() {
