@@ -362,6 +362,17 @@ def _network_test():
             True,
         ),
         ({"failed": True, "msg": "Timeout exceeded", "child_pid": 4242}, True),
+        # The same, killed by apt_sources' files/apt_update.py.
+        (
+            {
+                "failed": True,
+                "msg": "non-zero return code",
+                "rc": 124,
+                "stderr": "apt-get update: timeout exceeded after 5 s; killed with its download "
+                "methods",
+            },
+            True,
+        ),
         ({"failed": True, "msg": "E: Unable to locate package nvidia-drvier"}, False),
         (
             {

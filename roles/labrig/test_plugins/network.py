@@ -20,8 +20,8 @@ NETWORK_ERROR = re.compile(
     r"|\b50[234]\b|bad gateway|service unavailable|hash sum mismatch"
     # The apt module's own words when python-apt could not fetch the lists (it gives no reason).
     r"|failed to update apt cache"
-    # A download of the lists that overran apt_sources_update_timeout (async): killed by the host's
-    # async_wrapper, or given up on by the controller first.
+    # A download that overran its time: the lists, killed by apt_sources' files/apt_update.py; a
+    # step under `async`, killed by the host's async_wrapper or given up on by the controller.
     r"|timeout exceeded|async task did not complete within the requested time",
     re.IGNORECASE,
 )
