@@ -21,15 +21,12 @@ from verify import expectations as expectations_module
 from verify import snapshot as snapshot_module
 from verify.checks import CATALOGUE, run_host_checks
 from verify.checks.common import no_gpu_reason
+from verify.outcome import EXIT_OK, EXIT_SUITE_ERROR, RunInfo, exit_code_for, writable_target
 from verify.registry import CheckSpec
 from verify.report import json_report, junit, prometheus
 from verify.report.terminal import TerminalTable
 from verify.result import CheckResult, Status
 from verify.values import value
-
-EXIT_OK = 0
-EXIT_CHECK_FAILED = 1
-EXIT_SUITE_ERROR = 2
 
 WORKLOAD_PREFIX = "workload"
 SNAPSHOT_REPLAY_REASON = "--snapshot: workload checks need the live machine, not a recording"
@@ -168,10 +165,6 @@ def wants_workloads(
     return not only or any(selector.startswith(WORKLOAD_PREFIX) for selector in only)
 
 
-def exit_code_for(results: list[CheckResult]) -> int:
-    return EXIT_CHECK_FAILED if any(item.blocking for item in results) else EXIT_OK
-
-
 def run_workload_checks(
     snapshot: dict[str, Any],
     expectations: dict[str, Any],
@@ -242,16 +235,7 @@ def gpu_contexts(
     maxima and load sampler, for the workload runner."""
     from verify.workloads.spec import GpuContext
 
-    identities = []
-    for device in devices:
-        pci = value(device.get("nvmlDeviceGetPciInfo_v3")) or {}
-        identities.append(
-            {
-                "index": device["index"],
-                "uuid": value(device.get("nvmlDeviceGetUUID")),
-                "pci_bus_id": pci.get("busId"),
-            }
-        )
+    identities = [cuda_devices.nvml_identity(device) for device in devices]
     targets = cuda_devices.map_gpus(
         identities, list_devices(), cuda_devices.cuda_visible_devices(environ)
     )
@@ -260,7 +244,7 @@ def gpu_contexts(
         bus_id = identity["pci_bus_id"]
         contexts[device["index"]] = GpuContext(
             target=targets[device["index"]],
-            name=value(device.get("nvmlDeviceGetName")),
+            name=identity["name"],
             card=pcie.card_of(device),
             host=pcie.host_of(device),
             sampler=sampler_for(bus_id) if bus_id else None,
@@ -345,37 +329,16 @@ def write_reports(
     args: argparse.Namespace,
     snapshot: dict[str, Any],
     results: list[CheckResult],
-    *,
-    host: str,
-    started: str,
-    duration_s: float,
-    exit_code: int,
-    phases: dict[str, float],
+    run: RunInfo,
 ) -> None:
     if args.json or args.prometheus_textfile:
-        report = json_report.build_report(
-            snapshot,
-            results,
-            host=host,
-            started=started,
-            duration_s=duration_s,
-            cpu_only=args.cpu_only,
-            exit_code=exit_code,
-            phases=phases,
-        )
+        report = json_report.build_report(snapshot, results, run)
         if args.json:
             json_report.write(report, args.json)
         if args.prometheus_textfile:
             prometheus.write(report, args.prometheus_textfile)
     if args.junit:
-        junit.write(
-            results,
-            args.junit,
-            host=host,
-            started=started,
-            duration_s=duration_s,
-            gpus=json_report.gpu_inventory(snapshot),
-        )
+        junit.write(results, args.junit, run, json_report.gpu_inventory(snapshot))
 
 
 class Phases:
@@ -416,22 +379,6 @@ def announce(
             f"no expectations in {args.expectations_dir} or --expect/flags: "
             "expected-value checks are skipped"
         )
-
-
-def writable_target(path: str) -> str | None:
-    """Why a report could not be written at `path`, or None: asked before any check runs, so
-    a long run never ends without its report."""
-    target = Path(path)
-    if target.is_dir():
-        return f"{path}: is a directory"
-    if target.exists():
-        return None if os.access(target, os.W_OK) else f"{path}: Permission denied"
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        return f"{path}: No such file or directory"
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return f"{path}: Permission denied"
-    return None
 
 
 def validate_outputs(args: argparse.Namespace) -> None:
@@ -479,15 +426,14 @@ def run(args: argparse.Namespace, stdout: TextIO) -> int:
         )
     phases.end("workloads_s")
     code = exit_code_for(results)
-    write_reports(
-        args,
-        snapshot,
-        results,
+    run_info = RunInfo(
         host=host,
         started=started,
         duration_s=phases.total_s,
         exit_code=code,
+        cpu_only=args.cpu_only,
         phases=phases.seconds,
     )
+    write_reports(args, snapshot, results, run_info)
     table.footer(json_report.summarise(results), duration_s=phases.total_s, exit_code=code)
     return code

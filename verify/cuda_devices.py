@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from verify.values import value
+
 DEVICE_ORDER = "PCI_BUS_ID"
 LIBCUDA = "libcuda.so.1"
 
@@ -95,6 +97,19 @@ def list_cuda_devices(loader: Callable[[str], Any] = ctypes.CDLL) -> dict[str, A
         return {"value": devices}
     except (OSError, AttributeError, CudaError) as exc:
         return {"error": type(exc).__name__, "message": str(exc)}
+
+
+def nvml_identity(device: dict[str, Any]) -> dict[str, Any]:
+    """One NVML GPU of a snapshot as map_gpus and the reports know it: index, UUID, bus id, name
+    and compute capability."""
+    pci = value(device.get("nvmlDeviceGetPciInfo_v3")) or {}
+    return {
+        "index": device["index"],
+        "uuid": value(device.get("nvmlDeviceGetUUID")),
+        "pci_bus_id": pci.get("busId"),
+        "name": value(device.get("nvmlDeviceGetName")),
+        "compute_capability": value(device.get("nvmlDeviceGetCudaComputeCapability")),
+    }
 
 
 def map_gpus(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import xml.etree.ElementTree as ET
 
+from verify.outcome import RunInfo
 from verify.report import json_report, junit
 from verify.report.terminal import TerminalTable, key_measurement
 from verify.result import CheckResult, Severity, Status
@@ -29,6 +30,11 @@ RESULTS = [
         framework={"name": "torch", "version": "2.13.0", "device": "cuda:0"},
     ),
 ]
+
+
+def _run(**changes) -> RunInfo:
+    fields = {"host": "ws01", "started": "2026-11-27T10:00:00+00:00", "duration_s": 1.0}
+    return RunInfo(**{**fields, "exit_code": 0, **changes})
 
 
 def test_summary_counts_and_first_blocking_failure():
@@ -98,7 +104,7 @@ def test_key_measurement_prefers_the_headline_numbers():
 
 
 def test_junit_one_testcase_per_result_with_matching_counts():
-    root = junit.build(RESULTS, host="ws01", started="2026-11-27T10:00:00+00:00", duration_s=3.5)
+    root = junit.build(RESULTS, _run(duration_s=3.5))
     root = ET.fromstring(ET.tostring(root))
     suite = root.find("testsuite")
     cases = suite.findall("testcase")
@@ -133,15 +139,7 @@ def test_junit_one_testcase_per_result_with_matching_counts():
 
 def test_report_from_a_snapshot_without_nvml(snapshot_of):
     snapshot = snapshot_of("nvml-absent")
-    report = json_report.build_report(
-        snapshot,
-        RESULTS,
-        host="ws01",
-        started="2026-11-27T10:00:00+00:00",
-        duration_s=1.0,
-        cpu_only=False,
-        exit_code=1,
-    )
+    report = json_report.build_report(snapshot, RESULTS, _run(duration_s=1.0, exit_code=1))
     assert report["gpus"] == []
     assert report["versions"]["driver"] is None and report["versions"]["cuda_driver"] is None
     assert report["framework"] == {"name": "mxnet", "version": None}

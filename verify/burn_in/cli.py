@@ -22,7 +22,7 @@ from verify.burn_in import plots
 from verify.burn_in.report import build_burn_in_report
 from verify.burn_in.run import Options, execute
 from verify.burn_in.verdicts import judge
-from verify.cli import EXIT_SUITE_ERROR, exit_code_for, writable_target
+from verify.outcome import EXIT_SUITE_ERROR, RunInfo, exit_code_for, writable_target
 from verify.report import json_report
 from verify.report.terminal import TerminalTable
 
@@ -147,16 +147,10 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None) -> int:
         table.add(item)
     code = exit_code_for(results)
     duration = time.perf_counter() - began
-    report = build_burn_in_report(
-        snapshot,
-        results,
-        outcome,
-        host=host,
-        started=started,
-        duration_s=duration,
-        cpu_only=args.cpu_only,
-        exit_code=code,
+    run = RunInfo(
+        host=host, started=started, duration_s=duration, exit_code=code, cpu_only=args.cpu_only
     )
+    report = build_burn_in_report(snapshot, results, outcome, run)
     if args.json:
         json_report.write(report, args.json)
     if args.html:

@@ -3,9 +3,11 @@ report reads it with no special case, plus `burn_in` with each device's time ser
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from verify.burn_in.plots import FLEET_POINTS, chart_series
+from verify.outcome import RunInfo
 from verify.report import json_report
 from verify.result import CheckResult
 
@@ -16,23 +18,10 @@ def build_burn_in_report(
     snapshot: dict[str, Any],
     results: list[CheckResult],
     outcome: Any,
-    *,
-    host: str,
-    started: str,
-    duration_s: float,
-    cpu_only: bool,
-    exit_code: int,
+    run: RunInfo,
 ) -> dict[str, Any]:
-    report = json_report.build_report(
-        snapshot,
-        results,
-        host=host,
-        started=started,
-        duration_s=duration_s,
-        cpu_only=cpu_only,
-        exit_code=exit_code,
-        phases={"load_s": outcome.run["duration_s"]},
-    )
+    run = dataclasses.replace(run, phases={"load_s": outcome.run["duration_s"]})
+    report = json_report.build_report(snapshot, results, run)
     report["schema"] = BURN_IN_SCHEMA
     report["burn_in"] = {
         **outcome.run,

@@ -21,7 +21,6 @@ from verify.burn_in.sampling import KernelTail, Sampler, XidWatch, card_limits, 
 from verify.burn_in.series import DeviceRecord
 from verify.burn_in.worker import WorkerSpec
 from verify.burn_in.worker import main as worker_main
-from verify.values import value
 
 # Seconds a worker gets, once told to stop, to finish its iteration and report.
 STOP_GRACE_S = 30.0
@@ -69,18 +68,7 @@ def plan(
     if options.cpu_only:
         return [(DeviceRecord(gpu=None, label="cpu"), None, None)]
     gpus = snapshot.get("nvml", {}).get("gpus") or []
-    identities = []
-    for device in gpus:
-        pci = value(device.get("nvmlDeviceGetPciInfo_v3")) or {}
-        identities.append(
-            {
-                "index": device["index"],
-                "uuid": value(device.get("nvmlDeviceGetUUID")),
-                "pci_bus_id": pci.get("busId"),
-                "name": value(device.get("nvmlDeviceGetName")),
-                "compute_capability": value(device.get("nvmlDeviceGetCudaComputeCapability")),
-            }
-        )
+    identities = [cuda_devices.nvml_identity(device) for device in gpus]
     listed = (list_devices or cuda_devices.list_cuda_devices)()
     targets = cuda_devices.map_gpus(identities, listed, cuda_devices.cuda_visible_devices())
     planned = []
@@ -133,15 +121,14 @@ def execute(
     run_dcgm: Callable[[int], dict[str, Any]] = dcgm_module.run_diag,
     status_every_s: float = 30.0,
 ) -> Outcome:
+    """The burn-in: spawn a worker per device, supervise them (samples, Xids, stop signals), then
+    collect what they measured and DCGM's verdict."""
     planned = plan(snapshot, options, list_devices=list_devices)
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
     stop = context.Event()
     records = {record.label: record for record, _, _ in planned}
     started = time.time()
-    # Each worker's clock starts once its setup (import, CUDA context, reference GEMMs) is done;
-    # a setup that takes longer than the grace below is stopped with the rest.
-    deadline = started + options.minutes * 60
     xid = None
     if not options.cpu_only:
         from verify.snapshot import read_kernel_log
@@ -155,27 +142,8 @@ def execute(
         if record.pci_bus_id:
             record.card = card_limits(record.pci_bus_id)
             readers[record.label] = health_reader(record.pci_bus_id)
-    processes = {}
     with StopSignals(stop) as signals:
-        for record, ordinal, capability in planned:
-            if record.gemm.get("error"):
-                continue
-            spec = WorkerSpec(
-                key=record.label,
-                framework=options.framework,
-                gpu=record.gpu,
-                ordinal=ordinal,
-                compute_capability=capability,
-                seconds=options.minutes * 60,
-                memory_share=options.memory_share,
-                inject=options.inject,
-                **options.sized(record.gpu is not None),
-            )
-            process = context.Process(
-                target=worker_main, args=(spec, messages, stop), name=f"burn-in-{record.label}"
-            )
-            process.start()
-            processes[record.label] = process
+        processes = spawn(planned, options, context, messages, stop)
         sampler = Sampler(
             readers,
             lambda key, sample: records[key].samples.append(sample),
@@ -185,45 +153,131 @@ def execute(
         )
         sampler.start()
         note(f"burn-in: {len(processes)} device(s) under load for {options.minutes:g} min")
-        finished: set[str] = set()
-        crashed: list[str] = []
-        stop_sent_at: float | None = None
-        next_status = time.time() + status_every_s
-        while len(finished) < len(processes):
-            _drain(messages, records, finished, crashed, timeout=0.5)
-            now = time.time()
-            for label, process in processes.items():
-                if label not in finished and not process.is_alive():
-                    _drain(messages, records, finished, crashed, timeout=0.5)
-                    if label not in finished:
-                        finished.add(label)
-                        crashed.append(f"{label} exited {process.exitcode} without reporting")
-            if stop.is_set() and stop_sent_at is None:
-                stop_sent_at = now
-                note(f"burn-in: {signals.received or 'stop'}: stopping the load on every device")
-            if stop_sent_at and now - stop_sent_at > STOP_GRACE_S:
-                for label, process in processes.items():
-                    if process.is_alive():
-                        process.kill()
-                        crashed.append(f"{label} did not stop within {STOP_GRACE_S:.0f} s")
-                break
-            if now > deadline + STOP_GRACE_S * 4:
-                stop.set()
-            if now >= next_status:
-                next_status = now + status_every_s
-                note(status_line(records.values(), now - started))
-        stop.set()
-        for process in processes.values():
-            process.join(timeout=5)
-            if process.is_alive():
-                process.kill()
-                process.join(timeout=5)
+        # Each worker's clock starts once its setup (import, CUDA context, reference GEMMs) is
+        # done; a setup that takes longer than the grace is stopped with the rest.
+        crashed = supervise(
+            processes,
+            records,
+            messages,
+            stop,
+            signals,
+            started=started,
+            deadline=started + options.minutes * 60,
+            note=note,
+            status_every_s=status_every_s,
+        )
         sampler.stop()
         if xid:
             xid.poll()
             xid.close()
         duration = time.time() - started
         interrupted = signals.received
+    return collect(
+        records,
+        options,
+        xid,
+        crashed=crashed,
+        duration_s=duration,
+        interrupted=interrupted,
+        run_dcgm=run_dcgm,
+        note=note,
+    )
+
+
+def spawn(
+    planned: list[tuple[DeviceRecord, int | None, tuple[int, int] | None]],
+    options: Options,
+    context: Any,
+    messages: Any,
+    stop: Any,
+) -> dict[str, Any]:
+    """One worker process per device that can run (a device without a CUDA target has none)."""
+    processes = {}
+    for record, ordinal, capability in planned:
+        if record.gemm.get("error"):
+            continue
+        spec = WorkerSpec(
+            key=record.label,
+            framework=options.framework,
+            gpu=record.gpu,
+            ordinal=ordinal,
+            compute_capability=capability,
+            seconds=options.minutes * 60,
+            memory_share=options.memory_share,
+            inject=options.inject,
+            **options.sized(record.gpu is not None),
+        )
+        process = context.Process(
+            target=worker_main, args=(spec, messages, stop), name=f"burn-in-{record.label}"
+        )
+        process.start()
+        processes[record.label] = process
+    return processes
+
+
+def supervise(
+    processes: dict[str, Any],
+    records: dict[str, DeviceRecord],
+    messages: Any,
+    stop: Any,
+    signals: StopSignals,
+    *,
+    started: float,
+    deadline: float,
+    note: Callable[[str], None],
+    status_every_s: float,
+) -> list[str]:
+    """Read the workers' reports until every one has finished, crashed, or been stopped (by a
+    signal, or long past the deadline); every worker is ended on return. Returns what crashed."""
+    finished: set[str] = set()
+    crashed: list[str] = []
+    stop_sent_at: float | None = None
+    next_status = time.time() + status_every_s
+    while len(finished) < len(processes):
+        _drain(messages, records, finished, crashed, timeout=0.5)
+        now = time.time()
+        for label, process in processes.items():
+            if label not in finished and not process.is_alive():
+                _drain(messages, records, finished, crashed, timeout=0.5)
+                if label not in finished:
+                    finished.add(label)
+                    crashed.append(f"{label} exited {process.exitcode} without reporting")
+        if stop.is_set() and stop_sent_at is None:
+            stop_sent_at = now
+            note(f"burn-in: {signals.received or 'stop'}: stopping the load on every device")
+        if stop_sent_at and now - stop_sent_at > STOP_GRACE_S:
+            for label, process in processes.items():
+                if process.is_alive():
+                    process.kill()
+                    crashed.append(f"{label} did not stop within {STOP_GRACE_S:.0f} s")
+            break
+        if now > deadline + STOP_GRACE_S * 4:
+            stop.set()
+        if now >= next_status:
+            next_status = now + status_every_s
+            note(status_line(records.values(), now - started))
+    stop.set()
+    for process in processes.values():
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=5)
+    return crashed
+
+
+def collect(
+    records: dict[str, DeviceRecord],
+    options: Options,
+    xid: XidWatch | None,
+    *,
+    crashed: list[str],
+    duration_s: float,
+    interrupted: str | None,
+    run_dcgm: Callable[[int], dict[str, Any]],
+    note: Callable[[str], None],
+) -> Outcome:
+    """Each device's Xid lines, DCGM's diagnostics (not after a stop or on the CPU) and the run's
+    summary."""
     for record in records.values():
         if xid:
             record.xid_lines = xid.lines_for(record.pci_bus_id)
@@ -237,7 +291,7 @@ def execute(
         dcgm = run_dcgm(options.dcgm_level)
     run = {
         "minutes": options.minutes,
-        "duration_s": round(duration, 3),
+        "duration_s": round(duration_s, 3),
         "devices": len(records),
         "interrupted": interrupted,
         "crashed": "; ".join(crashed) or None,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from verify import __version__, pcie
+from verify.outcome import RunInfo
 from verify.result import REPORT_SCHEMA, CheckResult, count_statuses
 from verify.values import cuda_version_text, value
 
@@ -80,32 +81,24 @@ def versions(snapshot: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_report(
-    snapshot: dict[str, Any],
-    results: list[CheckResult],
-    *,
-    host: str,
-    started: str,
-    duration_s: float,
-    cpu_only: bool,
-    exit_code: int,
-    phases: dict[str, float] | None = None,
+    snapshot: dict[str, Any], results: list[CheckResult], run: RunInfo
 ) -> dict[str, Any]:
     probe = snapshot.get("framework") or {}
     report = {
         "schema": REPORT_SCHEMA,
-        "host": host,
-        "started": started,
-        "duration_s": round(duration_s, 3),
+        "host": run.host,
+        "started": run.started,
+        "duration_s": round(run.duration_s, 3),
         # Where the time went: gathering includes importing the framework.
-        "phases": phases or {},
+        "phases": dict(run.phases),
         "labrig_version": __version__,
-        "mode": "cpu-only" if cpu_only else "gpu",
+        "mode": "cpu-only" if run.cpu_only else "gpu",
         "framework": {"name": probe.get("name"), "version": probe.get("version")},
         "versions": versions(snapshot),
         "gpus": gpu_inventory(snapshot),
         "checks": [item.to_dict() for item in results],
         "summary": summarise(results),
-        "exit_code": exit_code,
+        "exit_code": run.exit_code,
     }
     if snapshot.get("source"):
         # Judged from a recording (an nvidia-smi dump), not this machine: say which.

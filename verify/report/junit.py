@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from verify.outcome import RunInfo
 from verify.result import CheckResult, Severity, Status
 
 
@@ -113,17 +114,14 @@ def add_suite(
 
 
 def build(
-    results: list[CheckResult],
-    *,
-    host: str,
-    started: str,
-    duration_s: float,
-    gpus: list[dict[str, Any]] | None = None,
+    results: list[CheckResult], run: RunInfo, gpus: list[dict[str, Any]] | None = None
 ) -> ET.Element:
     suites = ET.Element("testsuites", name="labrig.verify")
-    suite = add_suite(suites, results, host=host, gpus=gpus, hostname=host, timestamp=started)
+    suite = add_suite(
+        suites, results, host=run.host, gpus=gpus, hostname=run.host, timestamp=run.started
+    )
     # The wall time of the run, not the sum of the checks: gathering the facts counts too.
-    suite.set("time", f"{duration_s:.3f}")
+    suite.set("time", f"{run.duration_s:.3f}")
     return suites
 
 
@@ -135,11 +133,8 @@ def to_xml(root: ET.Element) -> str:
 def write(
     results: list[CheckResult],
     path: str | os.PathLike[str],
-    *,
-    host: str,
-    started: str,
-    duration_s: float,
+    run: RunInfo,
     gpus: list[dict[str, Any]] | None = None,
 ) -> None:
-    root = build(results, host=host, started=started, duration_s=duration_s, gpus=gpus)
+    root = build(results, run, gpus)
     Path(path).write_text(to_xml(root), encoding="utf-8")
