@@ -264,23 +264,12 @@ _HEAVY: dict[str, HeavyProvision] = {}
 def test_heavy_host_starts_its_full_provision_in_the_background(
     fleet: Fleet, profiled_inventory: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    heavy, *others = _heavy_hosts(fleet)
+    heavy = _heavy_hosts(fleet)[0]
     thread = HeavyProvision(
         fleet, profiled_inventory, heavy, tmp_path_factory.mktemp("heavy"), PROVISION_TIMEOUT_S
     )
     thread.start()
     _HEAVY["thread"] = thread
-    # The other heavy hosts (Debian 13) provision side by side, without a power cut.
-    for other in others:
-        _HEAVY[other] = HeavyProvision(
-            fleet,
-            profiled_inventory,
-            other,
-            tmp_path_factory.mktemp(other),
-            PROVISION_TIMEOUT_S,
-            cut_power=False,
-        )
-        _HEAVY[other].start()
     # Its first run is under way on the host before the light hosts start.
     deadline = time.monotonic() + 300
     while fleet.ssh(heavy, "test -e /run/labrig/provision.lock").returncode != 0:
@@ -334,6 +323,35 @@ def test_mirror_outage_during_a_light_hosts_first_install_is_survived(
             first.explain()
         )
         _assert_all_hosts_ok(make("provision", profiled_inventory, HOST=host, timeout=1800), [host])
+
+
+@needs_provision
+def test_the_debian13_hosts_start_their_full_provision_in_the_background(
+    fleet: Fleet, profiled_inventory: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # The other heavy hosts (Debian 13) provision side by side with the rest, without a power cut,
+    # started only now: the outage above restarts the apt cache that every host downloads through,
+    # and a download cut by it is the light host's test, not theirs.
+    others = _heavy_hosts(fleet)[1:]
+    if not others:
+        pytest.skip("no Debian 13 heavy host in this fleet (LABRIG_FLEET_RELEASES)")
+    for other in others:
+        _HEAVY[other] = HeavyProvision(
+            fleet,
+            profiled_inventory,
+            other,
+            tmp_path_factory.mktemp(other),
+            PROVISION_TIMEOUT_S,
+            cut_power=False,
+        )
+        _HEAVY[other].start()
+    for other in others:
+        deadline = time.monotonic() + 300
+        while fleet.ssh(other, "test -e /run/labrig/provision.lock").returncode != 0:
+            assert _HEAVY[other].is_alive() and time.monotonic() < deadline, _heavy_state(
+                _HEAVY[other]
+            )
+            time.sleep(2)
 
 
 # apt's http method swapped for one that never answers: apt then waits for it for good, as its
