@@ -56,3 +56,51 @@ def test_a_deb822_source_matches_without_its_trailing_slash_and_deb_src_never():
     found = filters.labrig_apt_sources_for(filters.labrig_apt_sources(files), NVIDIA)
 
     assert [entry["signed_by"] for entry in found] == ["/etc/apt/keyrings/nvidia.gpg"]
+
+
+COMPONENTS = ["contrib", "non-free", "non-free-firmware"]
+
+
+def test_archive_sources_lacking_components_deb822_and_one_line():
+    filters = _filters()
+    files = [
+        {
+            "path": "/etc/apt/sources.list.d/debian.sources",
+            "content": "Types: deb deb-src\nURIs: http://mirror.invalid/debian\n"
+            "Suites: bookworm bookworm-updates\nComponents: main contrib\n"
+            "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
+            "Types: deb\nEnabled: no\nURIs: http://off.invalid/debian\nSuites: bookworm\n"
+            "Components: main\n\n"
+            "Types: deb-src\nURIs: http://src.invalid/debian\nSuites: bookworm\nComponents: main\n",
+        },
+        {
+            "path": "/etc/apt/sources.list",
+            "content": "deb [arch=amd64] http://other.invalid/debian bookworm main\n"
+            "# deb http://commented.invalid/debian bookworm main\n"
+            "deb cdrom:[Debian 12]/ bookworm main\n"
+            "deb http://full.invalid/debian bookworm main contrib non-free non-free-firmware\n"
+            "deb http://nomain.invalid/debian bookworm contrib\n",
+        },
+    ]
+
+    lacking = filters.labrig_debian_sources_lacking(files, COMPONENTS)
+
+    assert lacking == [
+        {
+            "uris": "http://mirror.invalid/debian",
+            "suites": "bookworm bookworm-updates",
+            "components": ["non-free", "non-free-firmware"],
+        },
+        {"uris": "http://other.invalid/debian", "suites": "bookworm", "components": COMPONENTS},
+    ]
+
+
+def test_the_operators_own_sources_take_every_component():
+    filters = _filters()
+    explicit = [{"uris": "http://lab.invalid/debian", "suites": "trixie", "extra": 1}]
+
+    lacking = filters.labrig_debian_sources_lacking([], COMPONENTS, explicit)
+
+    assert lacking == [
+        {"uris": "http://lab.invalid/debian", "suites": "trixie", "components": COMPONENTS}
+    ]

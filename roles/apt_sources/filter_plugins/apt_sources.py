@@ -1,5 +1,6 @@
 """labrig_apt_sources: the entries of a host's apt sources, one-line (.list) and deb822 (.sources)
-alike; labrig_apt_sources_for: those of them that point at one repository URI.
+alike; labrig_apt_sources_for: those of them that point at one repository URI;
+labrig_debian_sources_lacking: the archive sources that still lack components the roles need.
 
 Input: [{'path': ..., 'content': ...}] as the role reads the files. Output entries:
 {'path', 'types': ['deb', ...], 'uris': [...], 'suites': [...], 'components': [...], 'enabled',
@@ -87,9 +88,43 @@ def labrig_apt_sources_for(entries: list[dict], uri: str) -> list[dict]:
     ]
 
 
+def labrig_debian_sources_lacking(
+    files: list[dict], components: list[str], explicit: list[dict] | None = None
+) -> list[dict]:
+    """[{'uris', 'suites', 'components'}]: each enabled binary archive source that carries `main`
+    but not every one of `components`, with the components it lacks (URIs and suites as apt writes
+    them, space-separated). cdrom: sources are left alone. With `explicit` sources (the operator's
+    own list), each of them with every component instead."""
+    if explicit:
+        return [
+            {"uris": source["uris"], "suites": source["suites"], "components": list(components)}
+            for source in explicit
+        ]
+    lacking = []
+    for entry in labrig_apt_sources(files):
+        missing = [name for name in components if name not in entry["components"]]
+        if (
+            entry["enabled"]
+            and "deb" in entry["types"]
+            and entry["suites"]
+            and "main" in entry["components"]
+            and not any(uri.startswith("cdrom:") for uri in entry["uris"])
+            and missing
+        ):
+            lacking.append(
+                {
+                    "uris": " ".join(entry["uris"]),
+                    "suites": " ".join(entry["suites"]),
+                    "components": missing,
+                }
+            )
+    return lacking
+
+
 class FilterModule:
     def filters(self):
         return {
             "labrig_apt_sources": labrig_apt_sources,
             "labrig_apt_sources_for": labrig_apt_sources_for,
+            "labrig_debian_sources_lacking": labrig_debian_sources_lacking,
         }
