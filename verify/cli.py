@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from verify import cuda_devices, frameworks, load_sampler, pcie, selection, smi_xml
 from verify import expectations as expectations_module
 from verify import snapshot as snapshot_module
+from verify.burn_in import cli as burn_in_cli
 from verify.checks import CATALOGUE, run_host_checks
 from verify.checks.common import no_gpu_reason
 from verify.outcome import EXIT_OK, EXIT_SUITE_ERROR, RunInfo, exit_code_for, writable_target
@@ -87,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", metavar="NAME", help="host name for the reports")
     parser.add_argument("--list-checks", action="store_true", help="list the check ids and exit")
     parser.add_argument("--no-color", action="store_true", help="plain terminal output")
+    # With no command, the options above run the suite; `burn-in` is the sustained-load run.
+    commands = parser.add_subparsers(dest="command", metavar="[burn-in]")
+    commands.add_parser(
+        "burn-in",
+        parents=[burn_in_cli.build_parser()],
+        add_help=False,
+        help="minutes of full load on every GPU (python -m verify burn-in --help)",
+        description=burn_in_cli.build_parser().description,
+    )
     return parser
 
 
@@ -256,6 +266,8 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None) -> int:
     stdout = stdout or sys.stdout
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "burn-in":
+        return burn_in_cli.run_parsed(args, stdout=stdout)
     if args.list_checks:
         list_checks(stdout)
         return EXIT_OK

@@ -106,7 +106,11 @@ class QuietStream:
 
 
 def main(argv: list[str] | None = None, *, stdout: TextIO | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run_parsed(build_parser().parse_args(argv), stdout=stdout)
+
+
+def run_parsed(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
+    """The burn-in for arguments parsed by build_parser (or by `python -m verify burn-in`)."""
     for path in (args.json, args.html):
         why = path and writable_target(path)
         if why:
