@@ -53,9 +53,44 @@ def labrig_gpu_identity(name: str, families: list[dict[str, str]]) -> dict[str, 
     return {"chip": chip, "model": model.strip(), "compute_capability": capability}
 
 
+def labrig_nvidia_slots(scan: list[str]) -> list[dict[str, str]]:
+    """[{"pci_slot", "device"}] of the NVIDIA display controllers (class 0x0300 VGA, 0x0302 3D) in
+    a PCI scan of "slot vendor device class" lines, as tasks/gather.yml reads them from sysfs."""
+    slots = []
+    for line in scan or []:
+        fields = str(line).lower().split()
+        if len(fields) >= 4 and fields[1] == "0x10de" and fields[3][:6] in ("0x0300", "0x0302"):
+            slots.append({"pci_slot": fields[0], "device": fields[2][2:]})
+    return slots
+
+
+def labrig_nvidia_gpus(
+    scan: list[str], path: str, families: list[dict[str, str]], overrides: dict | None = None
+) -> list[dict[str, str]]:
+    """[{"pci_slot", "pci_id", "model", "compute_capability"}] for each NVIDIA GPU of the scan,
+    named from pci.ids at `path`; `overrides` ({device id: {model, compute_capability}}) win."""
+    slots = labrig_nvidia_slots(scan)
+    names = labrig_nvidia_pci_names([slot["device"] for slot in slots], path)
+    gpus = []
+    for slot in slots:
+        device = slot["device"]
+        known = {**labrig_gpu_identity(names.get(device, ""), families)}
+        known.update((overrides or {}).get(device) or {})
+        gpus.append(
+            {
+                "pci_slot": slot["pci_slot"],
+                "pci_id": f"10de:{device}",
+                "model": known.get("model") or f"NVIDIA device 10de:{device}",
+                "compute_capability": str(known.get("compute_capability") or ""),
+            }
+        )
+    return gpus
+
+
 class FilterModule:
     def filters(self):
         return {
             "labrig_nvidia_pci_names": labrig_nvidia_pci_names,
             "labrig_gpu_identity": labrig_gpu_identity,
+            "labrig_nvidia_gpus": labrig_nvidia_gpus,
         }
