@@ -10,7 +10,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 .PHONY: help setup test lint unit docs fleet-test fleet-up fleet-down mxnet-archive provision check \
-	verify burn-in report trend monitor demo bench-verify bench-fleet bench-scale bench-burn-in
+	verify burn-in report trend monitor demo bench-verify bench-fleet bench-debian13 bench-scale bench-burn-in
 
 help: ## this list; `labrig --help` and `labrig COMMAND --help` tell the rest
 	@grep -E '^[a-z_ -]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -36,7 +36,6 @@ docs: ## rewrite the role READMEs' Variables and docs/commands.md from their sou
 
 fleet-test: ## boot a local fleet of real Debian 12 and 13 hosts and run provision + verify against it
 	tests/fleet/e2e.sh
-
 provision check verify burn-in report trend monitor demo: ## labrig's commands: labrig COMMAND --help
 	@$(BIN)/labrig --from-make $@
 
@@ -53,6 +52,8 @@ bench-verify: ## wall time of the verify suite and of each check, CPU only
 	$(BIN)/python benchmarks/verify_time.py
 bench-fleet: ## provisioning 1 vs 3 hosts, no-op wall/CPU, labrig vs plain apt+pip, shared source build (root)
 	benchmarks/fleet.sh
+bench-debian13: ## the full stack on a fresh Debian 13 host, labrig vs plain apt + CPython build + pip (root; also in bench-fleet)
+	benchmarks/debian13_full_stack.sh
 bench-scale: ## 24 light hosts: no-op provision and quick verify at 1, 8, 24 hosts; memory; report size (root; not in CI)
 	benchmarks/scale.sh
 bench-burn-in: ## the burn-in sampler's overhead on GEMM throughput (one run, CPU here)

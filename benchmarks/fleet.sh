@@ -12,7 +12,9 @@
 #     a fixed 10 s per object) on the same hosts: 3 identical hosts / 1 host (goal <= 1.2; one build
 #     shared through the artifact cache, the other hosts install its wheel),
 #   - `make verify CPU_ONLY=1` wall time per host, and the bytes each host pulled through the apt
-#     cache and how many of them came from the mirror.
+#     cache and how many of them came from the mirror,
+#   - then benchmarks/debian13_full_stack.sh: the full stack on a fresh Debian 13 host, labrig /
+#     plain (goal <= 1.15).
 # Needs root (it boots fleets). Honours LABRIG_FLEET (default bench), LABRIG_FLEET_SUBNET (default
 # 10.203.7.0/24) and LABRIG_FLEET_CACHE. LABRIG_BENCH_PLAYBOOK=path runs that playbook instead of
 # `make provision` (e.g. tests/fleet/smoke.yml, to time the harness alone; no plain host, no source
@@ -323,3 +325,5 @@ awk -v one="${first_s[1]}" -v three="${first_s[3]}" -v noop1="${noop_s[1]}" -v n
   if (src1 != "") printf "source path, 3 identical hosts / 1 host (stand-in): %.2f (goal <= 1.2)\n", src3 / src1
 }'
 echo "logs: $results"
+# The Debian 13 full stack against a plain install (benchmarks/debian13_full_stack.sh).
+if ((full)); then LABRIG_FLEET=bench13 LABRIG_FLEET_SUBNET=10.203.8.0/24 "$repo/benchmarks/debian13_full_stack.sh"; fi

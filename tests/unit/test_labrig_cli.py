@@ -206,3 +206,7 @@ def test_frameworks_are_the_suites() -> None:
     from verify.frameworks import FRAMEWORKS
 
     assert tuple(cli.FRAMEWORKS) == tuple(FRAMEWORKS)
+
+
+def test_the_makefile_stays_a_page_of_aliases() -> None:
+    assert len((ROOT / "Makefile").read_text().splitlines()) <= 60
