@@ -61,12 +61,14 @@ inventory=$results/labrig
 mkdir -p "$inventory/host_vars"
 awk '$1 == "node2" { next } { print }' "$fleet_inventory" >"$inventory/hosts.ini"
 cudnn_wheel=$(find "$wheels" -maxdepth 1 -name 'nvidia_cudnn_cu11-8.*.whl' | sort | tail -n 1)
-"$repo/.venv/bin/python" - "$repo/tests/fleet/profiles.yml" "$cudnn_wheel" \
+# An empty artifact cache of its own: the interpreter is built here, as the plain host builds it.
+"$repo/.venv/bin/python" - "$repo/tests/fleet/profiles.yml" "$cudnn_wheel" "$results/artifacts" \
   >"$inventory/host_vars/node1.yml" <<'PY'
 import hashlib, sys, yaml
 profile = yaml.safe_load(open(sys.argv[1]))["node4"]
 profile.update(python_runtime_build_host="node1", cudnn_wheel_file=sys.argv[2],
-               cudnn_wheel_sha256=hashlib.sha256(open(sys.argv[2], "rb").read()).hexdigest())
+               cudnn_wheel_sha256=hashlib.sha256(open(sys.argv[2], "rb").read()).hexdigest(),
+               python_runtime_artifact_cache=sys.argv[3])
 print("---\n" + yaml.safe_dump(profile, sort_keys=True), end="")
 PY
 labrig_s=$(timed "$results/labrig.log" make -C "$repo" --no-print-directory provision \
