@@ -34,7 +34,7 @@ unit: ## fast tests: verify suite, reports, role logic rendered through Ansible
 docs: ## rewrite the role READMEs' Variables and docs/commands.md from their sources
 	$(BIN)/python scripts/role_docs.py && $(BIN)/python scripts/cli_reference.py
 
-fleet-test: ## boot a local fleet of real Debian 12 and 13 hosts and run provision + verify against it
+fleet-test: ## boot a local fleet of real Debian 12 hosts and run provision + verify against it
 	tests/fleet/e2e.sh
 provision check verify burn-in report trend monitor demo: ## labrig's commands: labrig COMMAND --help
 	@$(BIN)/labrig --from-make $@

@@ -8,9 +8,12 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 export LABRIG_FLEET=${LABRIG_FLEET:-e2e}
-export LABRIG_FLEET_HOSTS=${LABRIG_FLEET_HOSTS:-4}
-# node4 is the Debian 13 full-stack host; the others run Debian 12.
-export LABRIG_FLEET_RELEASES=${LABRIG_FLEET_RELEASES-node4=trixie}
+export LABRIG_FLEET_HOSTS=${LABRIG_FLEET_HOSTS:-3}
+# LABRIG_FLEET_HOSTS=4 LABRIG_FLEET_RELEASES=node4=trixie adds the Debian 13 full-stack host
+# (tests/fleet/README.md), started after the mirror-outage test. Not in CI yet: its CI runs found
+# two bugs in turn (the cu11 wheels' unpack, the CPython tarball's match), both fixed, and it has
+# not yet passed a whole run.
+export LABRIG_FLEET_RELEASES=${LABRIG_FLEET_RELEASES-}
 export LABRIG_FLEET_SUBNET=${LABRIG_FLEET_SUBNET:-10.203.5.0/24}
 
 cannot_run() {
