@@ -322,7 +322,7 @@ def _bin(name: str) -> str:
 
 
 def _run(argv: list[str], args: argparse.Namespace) -> int:
-    if args.dry_run:
+    if getattr(args, "dry_run", False):
         print(shlex.join(argv))
         return 0
     sys.stdout.flush()
@@ -347,16 +347,14 @@ def _inventory(args: argparse.Namespace, shown_as: str) -> Path | None:
     return path.resolve()
 
 
-def _shown(names: dict[str, str], variable: str) -> str:
-    """How the operator wrote a value: `HOST=` through make, `--host ` on the command line."""
-    return f"{variable}=" if variable in names else f"{MAKE_VARIABLES[variable]} "
+def _shown(args: argparse.Namespace, variable: str) -> str:
+    """How the operator writes a value: `HOST=` through make, `--host ` on the command line."""
+    return f"{variable}=" if args.from_make else f"{MAKE_VARIABLES[variable]} "
 
 
-def _playbook(
-    inventory: Path, playbook: str, args: argparse.Namespace, names: dict[str, str]
-) -> list[str]:
+def _playbook(inventory: Path, playbook: str, args: argparse.Namespace) -> list[str]:
     if args.host:
-        inventory_module.check_pattern(inventory, args.host, _shown(names, "HOST"))
+        inventory_module.check_pattern(inventory, args.host, _shown(args, "HOST"))
     argv = [_bin("ansible-playbook"), "-i", str(inventory)]
     if args.host:
         argv += ["--limit", args.host]
@@ -396,14 +394,14 @@ def no_inventory_refusal(command: str, make: bool) -> str:
     )
 
 
-def cmd_provision(args: argparse.Namespace, names: dict[str, str]) -> int:
+def cmd_provision(args: argparse.Namespace) -> int:
     checking = args.command == "check"
-    inventory = _inventory(args, _shown(names, "INVENTORY"))
+    inventory = _inventory(args, _shown(args, "INVENTORY"))
     mode = ["--check", "--diff"] if checking else []
     full = ["-e", "labrig_fast_path=false"] if getattr(args, "full", False) else []
     if inventory is None:
         if args.host != "localhost":
-            raise UsageError(no_inventory_refusal(args.command, bool(names) or _from_make(args)))
+            raise UsageError(no_inventory_refusal(args.command, args.from_make))
         argv = [
             _bin("ansible-playbook"),
             "-i",
@@ -415,12 +413,12 @@ def cmd_provision(args: argparse.Namespace, names: dict[str, str]) -> int:
             str(REPO / "playbooks" / "provision.yml"),
         ]
         return _run([*argv, *mode, *full, *args.ansible_args], args)
-    argv = _playbook(inventory, "provision.yml", args, names)
+    argv = _playbook(inventory, "provision.yml", args)
     return _run([*argv, *mode, *_rollout(args), *full, *args.ansible_args], args)
 
 
-def cmd_verify(args: argparse.Namespace, names: dict[str, str]) -> int:
-    inventory = _inventory(args, _shown(names, "INVENTORY"))
+def cmd_verify(args: argparse.Namespace) -> int:
+    inventory = _inventory(args, _shown(args, "INVENTORY"))
     if inventory is None:
         argv = [sys.executable, "-m", "verify.this_machine"]
         if args.cpu_only:
@@ -428,12 +426,12 @@ def cmd_verify(args: argparse.Namespace, names: dict[str, str]) -> int:
         if args.framework:
             argv += ["--framework", args.framework]
         return _run(argv, args)
-    argv = _playbook(inventory, "verify.yml", args, names)
+    argv = _playbook(inventory, "verify.yml", args)
     return _run([*argv, *_framework(args), *args.ansible_args], args)
 
 
-def cmd_burn_in(args: argparse.Namespace, names: dict[str, str]) -> int:
-    inventory = _inventory(args, _shown(names, "INVENTORY"))
+def cmd_burn_in(args: argparse.Namespace) -> int:
+    inventory = _inventory(args, _shown(args, "INVENTORY"))
     if inventory is None:
         argv = [sys.executable, "-m", "verify", "burn-in", "--minutes", args.minutes]
         if args.cpu_only:
@@ -446,11 +444,11 @@ def cmd_burn_in(args: argparse.Namespace, names: dict[str, str]) -> int:
     extra = ["-e", f"verify_burn_in_minutes={args.minutes}"]
     if args.dcgm_level:
         extra += ["-e", f"verify_dcgm_level={args.dcgm_level}"]
-    argv = _playbook(inventory, "burn-in.yml", args, names)
+    argv = _playbook(inventory, "burn-in.yml", args)
     return _run([*argv, *_framework(args), *extra, *args.ansible_args], args)
 
 
-def cmd_report(args: argparse.Namespace, _names: dict[str, str]) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
     from verify.fleet.__main__ import main as fleet
 
     code = fleet(["report", "--width", "80", *(["--run", args.run] if args.run else [])])
@@ -470,35 +468,33 @@ def cmd_report(args: argparse.Namespace, _names: dict[str, str]) -> int:
     return code
 
 
-def cmd_diff(args: argparse.Namespace, _names: dict[str, str]) -> int:
+def cmd_diff(args: argparse.Namespace) -> int:
     from verify.fleet.__main__ import main as fleet
 
     regression = ["--fail-on-regression"] if args.fail_on_regression else []
     return fleet(["diff", args.run_a, args.run_b, *regression])
 
 
-def cmd_trend(args: argparse.Namespace, _names: dict[str, str]) -> int:
+def cmd_trend(args: argparse.Namespace) -> int:
     from verify.fleet.__main__ import main as fleet
 
     return fleet(["trend", args.host])
 
 
-def cmd_monitor(args: argparse.Namespace, names: dict[str, str]) -> int:
-    inventory = _inventory(args, _shown(names, "INVENTORY"))
+def cmd_monitor(args: argparse.Namespace) -> int:
+    inventory = _inventory(args, _shown(args, "INVENTORY"))
     if inventory is None:
         raise UsageError(
             f"inventory './{DEFAULT_INVENTORY}' not found: copy inventory.example to inventory, "
-            f"or pass {_shown(names, 'INVENTORY')}path"
+            f"or pass {_shown(args, 'INVENTORY')}path"
         )
     out = args.out or DEFAULT_MONITOR_OUT
     script = str(REPO / "scripts" / "monitor_config.py")
-    args.dry_run = False
     return _run([sys.executable, script, "--inventory", str(inventory), "--out", out], args)
 
 
-def cmd_demo(args: argparse.Namespace, _names: dict[str, str]) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
     os.environ["KEEP"] = "1" if args.keep else ""
-    args.dry_run = False
     return _run([str(REPO / "tests" / "fleet" / "demo.sh")], args)
 
 
@@ -515,10 +511,6 @@ COMMANDS = {
 }
 
 
-def _from_make(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "from_make", False))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     names: dict[str, str] = {}
@@ -530,19 +522,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             argv, names = argv_from_make(argv[1], dict(os.environ))
         args = build_parser(names).parse_args(argv)
         args.from_make = from_make
-        return _dispatch(args, names)
+        return _dispatch(args)
     except (UsageError, inventory_module.InventoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
 
-def _dispatch(args: argparse.Namespace, names: dict[str, str]) -> int:
-    # Paths the operator gave are theirs, read from where they stand; the inventory by default is
-    # ./inventory there, else the checkout's.
-    for name in ("inventory", "out"):
-        given = getattr(args, name, None)
-        if given and Path(given).exists():
-            setattr(args, name, str(Path(given).resolve()))
+def _dispatch(args: argparse.Namespace) -> int:
+    # Paths the operator gave are theirs, read from where they stand (an inventory that is not
+    # there keeps its name for the error); the inventory by default is ./inventory there, else the
+    # checkout's.
+    if getattr(args, "inventory", None) and Path(args.inventory).exists():
+        args.inventory = str(Path(args.inventory).resolve())
     if getattr(args, "inventory", "") is None and Path(DEFAULT_INVENTORY).exists():
         args.inventory = str(Path(DEFAULT_INVENTORY).resolve())
     if getattr(args, "out", None):
@@ -551,4 +542,4 @@ def _dispatch(args: argparse.Namespace, names: dict[str, str]) -> int:
     # configuration, as make did.
     os.chdir(REPO)
     os.environ["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
-    return COMMANDS[args.command](args, names)
+    return COMMANDS[args.command](args)
